@@ -1,0 +1,292 @@
+/* iops-backend-gsource.c — one GSource per fd watch, one for all timers
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The portable backend. Each registered watch owns a GSource, created at its
+ * first WATCH and kept until CLEANUP, whose single GPollFD is modified in
+ * place on every re-arm: re-arming allocates nothing. Timers live in the
+ * core's heap; one source wakes the context for the earliest of them.
+ */
+#include "config.h"
+
+#include "iops-backend.h"
+
+typedef struct
+{
+  IopsBackend   parent;
+  IopsGLibIOPS *owner;
+  GMainContext *context;
+  GSource      *timer_source;
+} GSourceBackend;
+
+typedef struct
+{
+  GSource      source;
+  IopsWatch    watch;
+  gpointer     tag;          /* our GPollFD in the poll set, or NULL */
+  int          polled_fd;
+  GIOCondition cond;         /* what the GPollFD asks for; 0 when suspended */
+  guint        armed_gen;    /* bumped by every arm ... */
+  guint        checked_gen;  /* ... and recorded when the poll is checked */
+} WatchSource;
+
+typedef struct
+{
+  GSource       source;
+  IopsGLibIOPS *owner;
+} TimerSource;
+
+#define WATCH_SOURCE(w) ((WatchSource *) ((char *) (w) - G_STRUCT_OFFSET (WatchSource, watch)))
+
+static inline GIOCondition
+flags_to_condition (IopsEventFlags flags)
+{
+  return ((flags & IOPS_READ_EVENT) ? G_IO_IN : 0) |
+         ((flags & IOPS_WRITE_EVENT) ? G_IO_OUT : 0);
+}
+
+static void
+watch_source_unpoll (WatchSource *ws)
+{
+  if (ws->tag == NULL)
+    return;
+  g_source_remove_unix_fd (&ws->source, g_steal_pointer (&ws->tag));
+  ws->polled_fd = -1;
+  ws->cond = 0;
+}
+
+static gboolean
+watch_source_check (GSource *source)
+{
+  WatchSource *ws = (WatchSource *) source;
+
+  /* GLib itself reports the source ready when the fd polled ready; this
+   * only records which arm that poll answered. */
+  ws->checked_gen = ws->armed_gen;
+  return FALSE;
+}
+
+static gboolean
+watch_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  WatchSource *ws = (WatchSource *) source;
+  GIOCondition revents;
+
+  if (ws->tag == NULL)
+    return G_SOURCE_CONTINUE;
+
+  revents = g_source_query_unix_fd (source, ws->tag);
+  if (revents == 0)
+    return G_SOURCE_CONTINUE;
+
+  /* Re-armed after the poll (rule 4: an UNWATCH+WATCH in between must not
+   * see the old readiness); the next poll will tell. */
+  if (ws->armed_gen != ws->checked_gen)
+    return G_SOURCE_CONTINUE;
+
+  if (ws->watch.flags == 0)
+    {
+      /* Suspended by a delivery and not re-armed: only an error or a
+       * hang-up wakes it, and would keep doing so. */
+      watch_source_unpoll (ws);
+      return G_SOURCE_CONTINUE;
+    }
+
+  iops_glib_iops_deliver_io (&ws->watch, revents);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs watch_source_funcs = {
+  .check = watch_source_check,
+  .dispatch = watch_source_dispatch,
+};
+
+static IopsWatch *
+gsource_watch_new (IopsBackend *backend)
+{
+  GSourceBackend *self = (GSourceBackend *) backend;
+  GSource *source = g_source_new (&watch_source_funcs, sizeof (WatchSource));
+  WatchSource *ws = (WatchSource *) source;
+
+  ws->polled_fd = -1;
+  g_source_set_name (source, "IopsIOEvent");
+  /* A nested start_watching() from a callback keeps dispatching this
+   * source, and GLib does not rewrite its poll set around each dispatch. */
+  g_source_set_can_recurse (source, TRUE);
+  g_source_attach (source, self->context);
+  return &ws->watch;
+}
+
+static void
+gsource_watch_arm (IopsBackend    *backend,
+                   IopsWatch      *watch,
+                   int             fd,
+                   IopsEventFlags  flags,
+                   int             priority)
+{
+  WatchSource *ws = WATCH_SOURCE (watch);
+  GIOCondition cond = flags_to_condition (flags);
+
+  if (ws->tag != NULL && ws->polled_fd != fd)
+    watch_source_unpoll (ws);
+  if (g_source_get_priority (&ws->source) != priority)
+    g_source_set_priority (&ws->source, priority);
+
+  if (ws->tag == NULL)
+    {
+      ws->tag = g_source_add_unix_fd (&ws->source, fd, cond);
+      ws->polled_fd = fd;
+    }
+  else if (ws->cond != cond)
+    {
+      g_source_modify_unix_fd (&ws->source, ws->tag, cond);
+    }
+  ws->cond = cond;
+  ws->armed_gen++;
+}
+
+static void
+gsource_watch_disarm (IopsBackend *backend,
+                      IopsWatch   *watch)
+{
+  watch_source_unpoll (WATCH_SOURCE (watch));
+}
+
+static void
+gsource_watch_suspend (IopsBackend *backend,
+                       IopsWatch   *watch)
+{
+  WatchSource *ws = WATCH_SOURCE (watch);
+
+  if (ws->tag == NULL || ws->cond == 0)
+    return;
+  g_source_modify_unix_fd (&ws->source, ws->tag, 0);
+  ws->cond = 0;
+}
+
+static void
+gsource_watch_free (IopsBackend *backend,
+                    IopsWatch   *watch)
+{
+  WatchSource *ws = WATCH_SOURCE (watch);
+
+  /* During the watch's own dispatch GLib holds a reference, so the
+   * structure stays valid until that dispatch returns. */
+  watch_source_unpoll (ws);
+  g_source_destroy (&ws->source);
+  g_source_unref (&ws->source);
+}
+
+static gboolean
+timer_source_prepare (GSource *source,
+                      int     *timeout)
+{
+  TimerSource *ts = (TimerSource *) source;
+  gint64 next = iops_glib_iops_next_deadline (ts->owner);
+  gint64 now;
+
+  *timeout = -1;
+  if (next < 0)
+    return FALSE;
+
+  now = g_get_monotonic_time ();
+  if (next <= now)
+    return TRUE;
+
+  /* Round up: waking before the deadline would only cost another poll,
+   * and a timer never fires early anyway. */
+  *timeout = (int) MIN ((next - now + 999) / 1000, G_MAXINT);
+  return FALSE;
+}
+
+static gboolean
+timer_source_check (GSource *source)
+{
+  TimerSource *ts = (TimerSource *) source;
+  gint64 next = iops_glib_iops_next_deadline (ts->owner);
+
+  return next >= 0 && next <= g_get_monotonic_time ();
+}
+
+static gboolean
+timer_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  TimerSource *ts = (TimerSource *) source;
+
+  iops_glib_iops_fire_timers (ts->owner, g_get_monotonic_time ());
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs timer_source_funcs = {
+  .prepare = timer_source_prepare,
+  .check = timer_source_check,
+  .dispatch = timer_source_dispatch,
+};
+
+static void
+gsource_timers_changed (IopsBackend *backend,
+                        gint64       earliest,
+                        int          priority)
+{
+  GSourceBackend *self = (GSourceBackend *) backend;
+
+  /* prepare() reads the heap on every iteration, so there is nothing to
+   * reschedule here — and no wake-up syscall per arm. */
+  if (self->timer_source == NULL)
+    {
+      if (earliest < 0)
+        return;
+      self->timer_source = g_source_new (&timer_source_funcs, sizeof (TimerSource));
+      ((TimerSource *) self->timer_source)->owner = self->owner;
+      g_source_set_name (self->timer_source, "IopsTimerEvent");
+      g_source_set_can_recurse (self->timer_source, TRUE);
+      g_source_set_priority (self->timer_source, priority);
+      g_source_attach (self->timer_source, self->context);
+    }
+  else if (earliest >= 0 && g_source_get_priority (self->timer_source) != priority)
+    {
+      g_source_set_priority (self->timer_source, priority);
+    }
+}
+
+static IopsBackend *
+gsource_create (IopsGLibIOPS *owner,
+                GMainContext *context)
+{
+  GSourceBackend *self = g_new0 (GSourceBackend, 1);
+
+  self->parent.klass = &iops_backend_gsource_class;
+  self->owner = owner;
+  self->context = g_main_context_ref (context);
+  return &self->parent;
+}
+
+static void
+gsource_destroy (IopsBackend *backend)
+{
+  GSourceBackend *self = (GSourceBackend *) backend;
+
+  if (self->timer_source != NULL)
+    {
+      g_source_destroy (self->timer_source);
+      g_clear_pointer (&self->timer_source, g_source_unref);
+    }
+  g_main_context_unref (self->context);
+  g_free (self);
+}
+
+const IopsBackendClass iops_backend_gsource_class = {
+  .name = "gsource",
+  .create = gsource_create,
+  .destroy = gsource_destroy,
+  .watch_new = gsource_watch_new,
+  .watch_arm = gsource_watch_arm,
+  .watch_disarm = gsource_watch_disarm,
+  .watch_suspend = gsource_watch_suspend,
+  .watch_free = gsource_watch_free,
+  .timers_changed = gsource_timers_changed,
+};

@@ -1,0 +1,72 @@
+/* iops-backend.h — the seam between IopsGLibIOPS and the code that talks to
+ * the GMainContext
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * IopsGLibIOPS owns the contract: validation, references, one-shot versus
+ * persistent, start/stop. A backend only makes the context poll fds and wake
+ * up for the earliest timer, and reports readiness back through
+ * iops_glib_iops_deliver_io() and iops_glib_iops_fire_timers().
+ */
+#pragma once
+
+#include "iops-glib-iops-private.h"
+
+G_BEGIN_DECLS
+
+typedef struct _IopsBackend IopsBackend;
+
+/* One fd watch registration. The backend allocates it inside a structure of
+ * its own and the core fills it in. */
+struct _IopsWatch
+{
+  IopsWatch      *prev, *next;   /* the owner's list of registrations */
+  IopsGLibIOPS   *owner;
+  IopsIOEvent    *event;         /* strong reference while armed */
+  int             fd;            /* fd of the latest WATCH, -1 before */
+  IopsEventFlags  flags;         /* armed flags, 0 when disarmed */
+  guint           persistent : 1;
+};
+
+typedef struct
+{
+  const char *name;
+
+  IopsBackend *(*create)         (IopsGLibIOPS *owner,
+                                  GMainContext *context);
+  /* Destroys every source; no callback is made afterwards. */
+  void         (*destroy)        (IopsBackend  *self);
+
+  IopsWatch   *(*watch_new)      (IopsBackend  *self);
+  /* Makes the context poll @fd for @flags (non-zero). @fd may differ from the
+   * previous one, or be the same number for a new file. */
+  void         (*watch_arm)      (IopsBackend  *self,
+                                  IopsWatch    *watch,
+                                  int           fd,
+                                  IopsEventFlags flags,
+                                  int           priority);
+  /* Takes the fd out of the poll set (UNWATCH, CLEANUP). */
+  void         (*watch_disarm)   (IopsBackend  *self,
+                                  IopsWatch    *watch);
+  /* Stops reporting readiness for a watch that a delivery is about to
+   * disarm; cheaper than watch_disarm, as the callback usually re-arms. */
+  void         (*watch_suspend)  (IopsBackend  *self,
+                                  IopsWatch    *watch);
+  /* Disarms and frees; safe from inside the watch's own delivery. */
+  void         (*watch_free)     (IopsBackend  *self,
+                                  IopsWatch    *watch);
+
+  /* The earliest timer deadline may have changed (-1: no timer armed). */
+  void         (*timers_changed) (IopsBackend  *self,
+                                  gint64        earliest,
+                                  int           priority);
+} IopsBackendClass;
+
+struct _IopsBackend
+{
+  const IopsBackendClass *klass;
+};
+
+extern const IopsBackendClass iops_backend_gsource_class;
+
+G_END_DECLS

@@ -1,0 +1,35 @@
+/* iops-glib-iops-private.h — what backends and events call into
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "iops-glib.h"
+
+G_BEGIN_DECLS
+
+typedef struct _IopsWatch IopsWatch;
+typedef struct _IopsTimer IopsTimer;
+
+/* Backend → core: @watch's fd polled @revents. Handles disarming, references
+ * and the choice of ready_r/ready_w/ready_rw. @watch may be freed when it
+ * returns, and so may its owner: the caller must not touch either unless it
+ * knows they are still alive. */
+void iops_glib_iops_deliver_io   (IopsWatch    *watch,
+                                  GIOCondition  revents);
+
+/* Backend → core: fire every timer due at @now that was armed before this
+ * call, in deadline order. A callback may drop the last reference to the
+ * IOPS: the caller must check that its own source survived before touching
+ * the IOPS again. */
+void iops_glib_iops_fire_timers  (IopsGLibIOPS *self,
+                                  gint64        now);
+
+/* The earliest armed deadline, or -1. */
+gint64 iops_glib_iops_next_deadline (IopsGLibIOPS *self);
+
+/* Event finalization → core: forget a registration whose event is gone. */
+void iops_glib_iops_forget_watch (IopsWatch *watch);
+void iops_glib_iops_forget_timer (IopsTimer *timer);
+
+G_END_DECLS

@@ -1,0 +1,818 @@
+/* iops-glib-iops.c — the IOPS interface on a GMainContext
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "iops-backend.h"
+#include "iops-io-event-private.h"
+#include "iops-timer-event-private.h"
+#include "iops-timer-heap.h"
+
+/**
+ * IopsGLibIOPS:
+ *
+ * The [iface@Iops.IOPS] contract on a [struct@GLib.MainContext].
+ *
+ * Every fd watch and timer becomes a source on the context, so events are
+ * delivered whenever anyone iterates it: [method@Iops.IOPS.start_watching],
+ * a GTK or [class@Gio.Application] main loop, or
+ * [func@GLib.MainContext.iteration].
+ *
+ * An `IopsGLibIOPS` belongs to its context: call
+ * [method@Iops.IOPS.update_event] and [method@Iops.IOPS.update_timer] from
+ * the thread that iterates it. [method@Iops.IOPS.stop_watching] may be called
+ * from any thread.
+ *
+ * Since: 1.0
+ */
+
+/* One running start_watching(), on the stack of the thread running it. */
+typedef struct _Level Level;
+struct _Level
+{
+  Level *outer;
+  int    stop;   /* atomic: stop_watching() may come from another thread */
+};
+
+struct _IopsGLibIOPS
+{
+  GObject        parent_instance;
+
+  GMainContext  *context;
+  IopsBackend   *backend;
+  int            priority;
+  guint          persistent : 1;
+
+  IopsWatch     *watches;     /* every registered fd watch, armed or not */
+  IopsTimer     *timers;      /* every registered timer, armed or not */
+  IopsTimerHeap  heap;        /* the armed timers */
+  guint64        timer_seq;
+  guint          n_armed;     /* armed watches + armed timers */
+
+  GMutex         levels_lock;
+  Level         *innermost;
+};
+
+static void iops_glib_iops_iface_init (IopsIOPSInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (IopsGLibIOPS, iops_glib_iops, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (IOPS_TYPE_IOPS, iops_glib_iops_iface_init))
+
+enum {
+  PROP_0,
+  PROP_CONTEXT,
+  PROP_PRIORITY,
+  PROP_PERSISTENT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+#define ERROR_CONDITIONS (G_IO_ERR | G_IO_HUP | G_IO_NVAL)
+
+/* Registration lists: intrusive, so registering allocates only the
+ * registration itself and unregistering is O(1). */
+#define LIST_PREPEND(head, node) G_STMT_START { \
+  (node)->prev = NULL;                          \
+  (node)->next = (head);                        \
+  if ((head) != NULL)                           \
+    (head)->prev = (node);                      \
+  (head) = (node);                              \
+} G_STMT_END
+
+#define LIST_UNLINK(head, node) G_STMT_START {  \
+  if ((node)->prev != NULL)                     \
+    (node)->prev->next = (node)->next;          \
+  else                                          \
+    (head) = (node)->next;                      \
+  if ((node)->next != NULL)                     \
+    (node)->next->prev = (node)->prev;          \
+  (node)->prev = (node)->next = NULL;           \
+} G_STMT_END
+
+/* Rule 10: the context must not be owned by another thread. Only checked
+ * when an event is registered, which keeps it off the re-arm path. */
+static gboolean
+on_context_thread (IopsGLibIOPS *self)
+{
+  if (g_main_context_is_owner (self->context))
+    return TRUE;
+  if (!g_main_context_acquire (self->context))
+    return FALSE;
+  g_main_context_release (self->context);
+  return TRUE;
+}
+
+/* Running levels look at n_armed after every iteration (rule 8), so a
+ * disarm needs no wake-up: it always happens on the context's thread. */
+static inline void
+disarmed_one (IopsGLibIOPS *self)
+{
+  g_assert (self->n_armed > 0);
+  self->n_armed--;
+}
+
+/* -- fd watches --------------------------------------------------------- */
+
+static IopsWatch *
+watch_register (IopsGLibIOPS *self,
+                IopsIOEvent  *event)
+{
+  IopsWatch *watch = self->backend->klass->watch_new (self->backend);
+
+  watch->owner = self;
+  watch->event = event;
+  watch->fd = -1;
+  watch->flags = 0;
+  LIST_PREPEND (self->watches, watch);
+  iops_io_event_set_watch (event, watch);
+  return watch;
+}
+
+static void
+watch_arm (IopsGLibIOPS   *self,
+           IopsIOEvent    *event,
+           IopsEventFlags  flags)
+{
+  IopsWatch *watch = iops_io_event_get_watch (event);
+  int fd = iops_io_event_fileno (event);
+
+  g_return_if_fail (fd >= 0);
+
+  if (watch == NULL)
+    {
+      if (!on_context_thread (self))
+        {
+          g_critical ("%s: the GMainContext of this IopsGLibIOPS is iterated by "
+                      "another thread; call it from that thread", G_STRFUNC);
+          return;
+        }
+      watch = watch_register (self, event);
+    }
+
+  if (watch->flags == 0)
+    {
+      g_object_ref (event);
+      self->n_armed++;
+    }
+  watch->flags = flags;
+  watch->persistent = self->persistent;
+  self->backend->klass->watch_arm (self->backend, watch, fd, flags, self->priority);
+  watch->fd = fd;
+}
+
+static void
+watch_unwatch (IopsGLibIOPS *self,
+               IopsWatch    *watch)
+{
+  IopsIOEvent *event = watch->event;
+  gboolean was_armed = watch->flags != 0;
+
+  self->backend->klass->watch_disarm (self->backend, watch);
+  if (!was_armed)
+    return;
+
+  watch->flags = 0;
+  disarmed_one (self);
+  /* Last: this may finalize the event, and with it the registration. */
+  g_object_unref (event);
+}
+
+static void
+watch_cleanup (IopsGLibIOPS *self,
+               IopsWatch    *watch)
+{
+  IopsIOEvent *event = watch->event;
+  gboolean was_armed = watch->flags != 0;
+
+  if (was_armed)
+    disarmed_one (self);
+  iops_io_event_set_watch (event, NULL);
+  LIST_UNLINK (self->watches, watch);
+  self->backend->klass->watch_free (self->backend, watch);
+  if (was_armed)
+    g_object_unref (event);
+}
+
+static void
+iops_glib_iops_update_event (IopsIOPS       *iops,
+                             IopsIOEvent    *event,
+                             IopsEvAction    action,
+                             IopsEventFlags  flags)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
+  IopsWatch *watch = iops_io_event_get_watch (event);
+
+  g_return_if_fail (self->backend != NULL);  /* disposed */
+
+  if (watch != NULL && watch->owner != self)
+    {
+      g_critical ("%s: this IopsIOEvent is registered with another IOPS; "
+                  "clean it up there first", G_STRFUNC);
+      return;
+    }
+
+  if (action == IOPS_EVACTION_WATCH && flags != 0)
+    watch_arm (self, event, flags);
+  else if (watch == NULL)
+    return;
+  else if (action == IOPS_EVACTION_CLEANUP)
+    watch_cleanup (self, watch);
+  else
+    watch_unwatch (self, watch);
+}
+
+static inline IopsEventFlags
+ready_flags (IopsEventFlags watched,
+             GIOCondition   revents)
+{
+  IopsEventFlags ready = 0;
+
+  if (revents & ERROR_CONDITIONS)
+    return watched;
+  if (revents & G_IO_IN)
+    ready |= IOPS_READ_EVENT;
+  if (revents & G_IO_OUT)
+    ready |= IOPS_WRITE_EVENT;
+  return ready & watched;
+}
+
+void
+iops_glib_iops_deliver_io (IopsWatch    *watch,
+                           GIOCondition  revents)
+{
+  IopsGLibIOPS *self = watch->owner;
+  IopsIOEvent *event = watch->event;
+  IopsEventFlags ready = ready_flags (watch->flags, revents);
+  IopsIOEventClass *klass;
+
+  if (ready == 0)
+    return;
+
+  if (!watch->persistent || (revents & G_IO_NVAL))
+    {
+      /* Rule 3: disarm before the callback. The reference the watch held
+       * now belongs to the callback. An error or hang-up will be reported
+       * again at once, so take the fd out of the poll set right away. */
+      watch->flags = 0;
+      disarmed_one (self);
+      if (revents & ERROR_CONDITIONS)
+        self->backend->klass->watch_disarm (self->backend, watch);
+      else
+        self->backend->klass->watch_suspend (self->backend, watch);
+    }
+  else
+    {
+      g_object_ref (event);
+    }
+
+  /* From here on the callback may clean up the watch or drop the IOPS. */
+  klass = IOPS_IO_EVENT_GET_CLASS (event);
+  if (ready == IOPS_READ_EVENT)
+    klass->ready_r (event);
+  else if (ready == IOPS_WRITE_EVENT)
+    klass->ready_w (event);
+  else
+    klass->ready_rw (event);
+
+  g_object_unref (event);
+}
+
+void
+iops_glib_iops_forget_watch (IopsWatch *watch)
+{
+  IopsGLibIOPS *self = watch->owner;
+
+  g_assert (watch->flags == 0);
+
+  LIST_UNLINK (self->watches, watch);
+  self->backend->klass->watch_free (self->backend, watch);
+}
+
+/* -- timers ------------------------------------------------------------- */
+
+static IopsTimer *
+timer_register (IopsGLibIOPS   *self,
+                IopsTimerEvent *event)
+{
+  IopsTimer *timer = g_new0 (IopsTimer, 1);
+
+  timer->owner = self;
+  timer->event = event;
+  timer->heap_index = IOPS_TIMER_NOT_QUEUED;
+  LIST_PREPEND (self->timers, timer);
+  iops_timer_event_set_timer (event, timer);
+  return timer;
+}
+
+static void
+timers_changed (IopsGLibIOPS *self)
+{
+  if (self->backend == NULL)  /* disposed from inside a timer callback */
+    return;
+  self->backend->klass->timers_changed (self->backend,
+                                        iops_glib_iops_next_deadline (self),
+                                        self->priority);
+}
+
+static void
+timer_arm (IopsGLibIOPS   *self,
+           IopsTimerEvent *event,
+           gint64          usecs)
+{
+  IopsTimer *timer = iops_timer_event_get_timer (event);
+  gint64 now = g_get_monotonic_time ();
+
+  if (timer == NULL)
+    {
+      if (!on_context_thread (self))
+        {
+          g_critical ("%s: the GMainContext of this IopsGLibIOPS is iterated by "
+                      "another thread; call it from that thread", G_STRFUNC);
+          return;
+        }
+      timer = timer_register (self, event);
+    }
+
+  if (!iops_timer_is_queued (timer))
+    {
+      g_object_ref (event);
+      self->n_armed++;
+    }
+  timer->deadline = usecs > G_MAXINT64 - now ? G_MAXINT64 : now + usecs;
+  timer->seq = self->timer_seq++;
+  iops_timer_heap_insert (&self->heap, timer);
+  timers_changed (self);
+}
+
+/* Takes @timer off the heap; returns the reference the heap held, if any. */
+static IopsTimerEvent *
+timer_dequeue (IopsGLibIOPS *self,
+               IopsTimer    *timer)
+{
+  if (!iops_timer_is_queued (timer))
+    return NULL;
+
+  iops_timer_heap_remove (&self->heap, timer);
+  disarmed_one (self);
+  timers_changed (self);
+  return timer->event;
+}
+
+static void
+timer_unwatch (IopsGLibIOPS *self,
+               IopsTimer    *timer)
+{
+  IopsTimerEvent *held = timer_dequeue (self, timer);
+
+  if (held != NULL)
+    g_object_unref (held);
+}
+
+static void
+timer_cleanup (IopsGLibIOPS *self,
+               IopsTimer    *timer)
+{
+  IopsTimerEvent *held = timer_dequeue (self, timer);
+
+  iops_timer_event_set_timer (timer->event, NULL);
+  LIST_UNLINK (self->timers, timer);
+  g_free (timer);
+  if (held != NULL)
+    g_object_unref (held);
+}
+
+static void
+iops_glib_iops_update_timer (IopsIOPS       *iops,
+                             IopsTimerEvent *event,
+                             IopsEvAction    action,
+                             gint64          usecs)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
+  IopsTimer *timer = iops_timer_event_get_timer (event);
+
+  g_return_if_fail (self->backend != NULL);  /* disposed */
+
+  if (timer != NULL && timer->owner != self)
+    {
+      g_critical ("%s: this IopsTimerEvent is registered with another IOPS; "
+                  "clean it up there first", G_STRFUNC);
+      return;
+    }
+
+  if (action == IOPS_EVACTION_WATCH)
+    timer_arm (self, event, usecs);
+  else if (timer == NULL)
+    return;
+  else if (action == IOPS_EVACTION_CLEANUP)
+    timer_cleanup (self, timer);
+  else
+    timer_unwatch (self, timer);
+}
+
+gint64
+iops_glib_iops_next_deadline (IopsGLibIOPS *self)
+{
+  IopsTimer *first = iops_timer_heap_peek (&self->heap);
+
+  return first != NULL ? first->deadline : -1;
+}
+
+void
+iops_glib_iops_fire_timers (IopsGLibIOPS *self,
+                            gint64        now)
+{
+  /* Timers armed from inside these callbacks wait for the next dispatch,
+   * so a timer re-armed with 0 µs cannot starve the rest of the context. */
+  guint64 armed_before = self->timer_seq;
+  IopsTimer *timer;
+
+  g_object_ref (self);
+  while ((timer = iops_timer_heap_peek (&self->heap)) != NULL &&
+         timer->deadline <= now &&
+         timer->seq < armed_before)
+    {
+      /* Rule 7: disarmed before the call; the heap's reference moves to it. */
+      IopsTimerEvent *event = timer->event;
+
+      iops_timer_heap_remove (&self->heap, timer);
+      disarmed_one (self);
+      IOPS_TIMER_EVENT_GET_CLASS (event)->ready (event, 0);
+      g_object_unref (event);
+    }
+  timers_changed (self);
+  g_object_unref (self);
+}
+
+void
+iops_glib_iops_forget_timer (IopsTimer *timer)
+{
+  g_assert (!iops_timer_is_queued (timer));
+
+  LIST_UNLINK (timer->owner->timers, timer);
+  g_free (timer);
+}
+
+/* -- running ------------------------------------------------------------ */
+
+static void
+iops_glib_iops_start_watching (IopsIOPS *iops)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
+  Level level = { NULL, FALSE };
+
+  if (!g_main_context_acquire (self->context))
+    {
+      g_critical ("%s: the GMainContext of this IopsGLibIOPS is iterated by "
+                  "another thread", G_STRFUNC);
+      return;
+    }
+  g_object_ref (self);
+
+  g_mutex_lock (&self->levels_lock);
+  level.outer = self->innermost;
+  self->innermost = &level;
+  g_mutex_unlock (&self->levels_lock);
+
+  /* Rule 8: a level ends when stopped, or as soon as nothing is armed —
+   * checked after each iteration, so every level sees it. */
+  while (self->n_armed > 0 && !g_atomic_int_get (&level.stop))
+    g_main_context_iteration (self->context, TRUE);
+
+  g_mutex_lock (&self->levels_lock);
+  self->innermost = level.outer;
+  g_mutex_unlock (&self->levels_lock);
+
+  g_object_unref (self);
+  g_main_context_release (self->context);
+}
+
+static void
+iops_glib_iops_stop_watching (IopsIOPS *iops)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
+
+  g_mutex_lock (&self->levels_lock);
+  if (self->innermost != NULL)
+    {
+      g_atomic_int_set (&self->innermost->stop, TRUE);
+      g_main_context_wakeup (self->context);
+    }
+  g_mutex_unlock (&self->levels_lock);
+}
+
+static void
+iops_glib_iops_iface_init (IopsIOPSInterface *iface)
+{
+  iface->update_event = iops_glib_iops_update_event;
+  iface->update_timer = iops_glib_iops_update_timer;
+  iface->start_watching = iops_glib_iops_start_watching;
+  iface->stop_watching = iops_glib_iops_stop_watching;
+}
+
+/* -- GObject ------------------------------------------------------------ */
+
+/* Rule 11: disarm everything first, then drop the references, so that no
+ * finalizer they trigger can observe a half-torn IOPS. No callback is made. */
+static void
+iops_glib_iops_dispose (GObject *object)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (object);
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  IopsWatch *watch;
+  IopsTimer *timer;
+
+  while ((watch = self->watches) != NULL)
+    {
+      if (watch->flags != 0)
+        g_ptr_array_add (held, watch->event);
+      watch->flags = 0;
+      iops_io_event_set_watch (watch->event, NULL);
+      LIST_UNLINK (self->watches, watch);
+      self->backend->klass->watch_free (self->backend, watch);
+    }
+
+  while ((timer = self->timers) != NULL)
+    {
+      if (iops_timer_is_queued (timer))
+        g_ptr_array_add (held, timer->event);
+      iops_timer_event_set_timer (timer->event, NULL);
+      LIST_UNLINK (self->timers, timer);
+      g_free (timer);
+    }
+  iops_timer_heap_clear (&self->heap);
+  self->n_armed = 0;
+
+  if (self->backend != NULL)
+    self->backend->klass->destroy (g_steal_pointer (&self->backend));
+
+  G_OBJECT_CLASS (iops_glib_iops_parent_class)->dispose (object);
+}
+
+static void
+iops_glib_iops_finalize (GObject *object)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (object);
+
+  g_clear_pointer (&self->context, g_main_context_unref);
+  g_mutex_clear (&self->levels_lock);
+
+  G_OBJECT_CLASS (iops_glib_iops_parent_class)->finalize (object);
+}
+
+static void
+iops_glib_iops_constructed (GObject *object)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (object);
+
+  G_OBJECT_CLASS (iops_glib_iops_parent_class)->constructed (object);
+
+  if (self->context == NULL)
+    self->context = g_main_context_ref_thread_default ();
+  self->backend = iops_backend_gsource_class.create (self, self->context);
+}
+
+static void
+iops_glib_iops_get_property (GObject    *object,
+                             guint       prop_id,
+                             GValue     *value,
+                             GParamSpec *pspec)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (object);
+
+  switch (prop_id)
+    {
+    case PROP_CONTEXT:
+      g_value_set_boxed (value, self->context);
+      break;
+
+    case PROP_PRIORITY:
+      g_value_set_int (value, self->priority);
+      break;
+
+    case PROP_PERSISTENT:
+      g_value_set_boolean (value, self->persistent);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+iops_glib_iops_set_property (GObject      *object,
+                             guint         prop_id,
+                             const GValue *value,
+                             GParamSpec   *pspec)
+{
+  IopsGLibIOPS *self = IOPS_GLIB_IOPS (object);
+
+  switch (prop_id)
+    {
+    case PROP_CONTEXT:
+      self->context = g_value_dup_boxed (value);
+      break;
+
+    case PROP_PRIORITY:
+      iops_glib_iops_set_priority (self, g_value_get_int (value));
+      break;
+
+    case PROP_PERSISTENT:
+      iops_glib_iops_set_persistent (self, g_value_get_boolean (value));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+iops_glib_iops_class_init (IopsGLibIOPSClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->constructed = iops_glib_iops_constructed;
+  object_class->dispose = iops_glib_iops_dispose;
+  object_class->finalize = iops_glib_iops_finalize;
+  object_class->get_property = iops_glib_iops_get_property;
+  object_class->set_property = iops_glib_iops_set_property;
+
+  /**
+   * IopsGLibIOPS:context:
+   *
+   * The main context every source is attached to. %NULL at construction
+   * means the thread-default context of the constructing thread (the global
+   * default context where none is pushed).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CONTEXT] =
+    g_param_spec_boxed ("context", NULL, NULL,
+                        G_TYPE_MAIN_CONTEXT,
+                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                         G_PARAM_STATIC_STRINGS));
+
+  /**
+   * IopsGLibIOPS:priority:
+   *
+   * The priority of every source the IOPS creates, such as
+   * %G_PRIORITY_DEFAULT. A change applies from each event's next WATCH.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PRIORITY] =
+    g_param_spec_int ("priority", NULL, NULL,
+                      G_MININT, G_MAXINT, G_PRIORITY_DEFAULT,
+                      (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                       G_PARAM_STATIC_STRINGS));
+
+  /**
+   * IopsGLibIOPS:persistent:
+   *
+   * Whether fd watches stay armed after a delivery.
+   *
+   * %FALSE (the IOPS contract): a watch is disarmed before its callback
+   * runs, and the consumer watches again for the next event.
+   *
+   * %TRUE (the mode of libcouchbase's own plugins): a watch stays armed
+   * until UNWATCH, CLEANUP or a WATCH with other flags or another fd.
+   * Readiness is then level-triggered: a hung-up fd is reported on every
+   * iteration until it is unwatched. An invalid fd is still disarmed after
+   * one delivery.
+   *
+   * A change applies from each event's next WATCH.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PERSISTENT] =
+    g_param_spec_boolean ("persistent", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY |
+                           G_PARAM_STATIC_STRINGS));
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+iops_glib_iops_init (IopsGLibIOPS *self)
+{
+  self->priority = G_PRIORITY_DEFAULT;
+  g_mutex_init (&self->levels_lock);
+}
+
+/**
+ * iops_glib_iops_new:
+ * @context: (nullable): a #GMainContext, or %NULL for the calling thread's
+ *   thread-default context
+ *
+ * Creates an IOPS whose events are sources on @context.
+ *
+ * Returns: (transfer full): a new #IopsGLibIOPS
+ *
+ * Since: 1.0
+ */
+IopsGLibIOPS *
+iops_glib_iops_new (GMainContext *context)
+{
+  return g_object_new (IOPS_TYPE_GLIB_IOPS, "context", context, NULL);
+}
+
+/**
+ * iops_glib_iops_get_context:
+ * @self: an #IopsGLibIOPS
+ *
+ * Gets [property@Iops.GLibIOPS:context].
+ *
+ * Returns: (transfer none): the main context
+ *
+ * Since: 1.0
+ */
+GMainContext *
+iops_glib_iops_get_context (IopsGLibIOPS *self)
+{
+  g_return_val_if_fail (IOPS_IS_GLIB_IOPS (self), NULL);
+
+  return self->context;
+}
+
+/**
+ * iops_glib_iops_get_priority:
+ * @self: an #IopsGLibIOPS
+ *
+ * Gets [property@Iops.GLibIOPS:priority].
+ *
+ * Returns: the source priority
+ *
+ * Since: 1.0
+ */
+int
+iops_glib_iops_get_priority (IopsGLibIOPS *self)
+{
+  g_return_val_if_fail (IOPS_IS_GLIB_IOPS (self), G_PRIORITY_DEFAULT);
+
+  return self->priority;
+}
+
+/**
+ * iops_glib_iops_set_priority:
+ * @self: an #IopsGLibIOPS
+ * @priority: a source priority, such as %G_PRIORITY_DEFAULT
+ *
+ * Sets [property@Iops.GLibIOPS:priority].
+ *
+ * Since: 1.0
+ */
+void
+iops_glib_iops_set_priority (IopsGLibIOPS *self,
+                             int           priority)
+{
+  g_return_if_fail (IOPS_IS_GLIB_IOPS (self));
+
+  if (self->priority == priority)
+    return;
+
+  self->priority = priority;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PRIORITY]);
+}
+
+/**
+ * iops_glib_iops_get_persistent:
+ * @self: an #IopsGLibIOPS
+ *
+ * Gets [property@Iops.GLibIOPS:persistent].
+ *
+ * Returns: whether fd watches stay armed after a delivery
+ *
+ * Since: 1.0
+ */
+gboolean
+iops_glib_iops_get_persistent (IopsGLibIOPS *self)
+{
+  g_return_val_if_fail (IOPS_IS_GLIB_IOPS (self), FALSE);
+
+  return self->persistent;
+}
+
+/**
+ * iops_glib_iops_set_persistent:
+ * @self: an #IopsGLibIOPS
+ * @persistent: whether fd watches stay armed after a delivery
+ *
+ * Sets [property@Iops.GLibIOPS:persistent].
+ *
+ * Since: 1.0
+ */
+void
+iops_glib_iops_set_persistent (IopsGLibIOPS *self,
+                               gboolean      persistent)
+{
+  g_return_if_fail (IOPS_IS_GLIB_IOPS (self));
+
+  persistent = !!persistent;
+  if (self->persistent == (guint) persistent)
+    return;
+
+  self->persistent = persistent;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PERSISTENT]);
+}
