@@ -55,6 +55,17 @@ watch_source_unpoll (WatchSource *ws)
   ws->cond = 0;
 }
 
+/* Keeps the fd in the poll set but asks for nothing: re-arming it later
+ * needs no allocation. Only an error or hang-up still wakes it up. */
+static void
+watch_source_suspend (WatchSource *ws)
+{
+  if (ws->tag == NULL || ws->cond == 0)
+    return;
+  g_source_modify_unix_fd (&ws->source, ws->tag, 0);
+  ws->cond = 0;
+}
+
 static gboolean
 watch_source_check (GSource *source)
 {
@@ -88,13 +99,20 @@ watch_source_dispatch (GSource     *source,
 
   if (ws->watch.flags == 0)
     {
-      /* Suspended by a delivery and not re-armed: only an error or a
-       * hang-up wakes it, and would keep doing so. */
+      /* Suspended and not re-armed: an error or hang-up would keep waking
+       * it (or a nested loop run by the callback that disarmed it). */
       watch_source_unpoll (ws);
       return G_SOURCE_CONTINUE;
     }
 
   iops_glib_iops_deliver_io (&ws->watch, revents);
+
+  /* A one-shot delivery left the GPollFD asking for readiness, so that a
+   * callback re-arming the same flags costs nothing. If it did not re-arm,
+   * stop asking now; GLib's reference keeps @ws valid even if the callback
+   * cleaned the watch up. */
+  if (!g_source_is_destroyed (source) && ws->watch.flags == 0)
+    watch_source_suspend (ws);
   return G_SOURCE_CONTINUE;
 }
 
@@ -152,18 +170,6 @@ gsource_watch_disarm (IopsBackend *backend,
                       IopsWatch   *watch)
 {
   watch_source_unpoll (WATCH_SOURCE (watch));
-}
-
-static void
-gsource_watch_suspend (IopsBackend *backend,
-                       IopsWatch   *watch)
-{
-  WatchSource *ws = WATCH_SOURCE (watch);
-
-  if (ws->tag == NULL || ws->cond == 0)
-    return;
-  g_source_modify_unix_fd (&ws->source, ws->tag, 0);
-  ws->cond = 0;
 }
 
 static void
@@ -286,7 +292,6 @@ const IopsBackendClass iops_backend_gsource_class = {
   .watch_new = gsource_watch_new,
   .watch_arm = gsource_watch_arm,
   .watch_disarm = gsource_watch_disarm,
-  .watch_suspend = gsource_watch_suspend,
   .watch_free = gsource_watch_free,
   .timers_changed = gsource_timers_changed,
 };

@@ -48,10 +48,6 @@ typedef struct
   /* Takes the fd out of the poll set (UNWATCH, CLEANUP). */
   void         (*watch_disarm)   (IopsBackend  *self,
                                   IopsWatch    *watch);
-  /* Stops reporting readiness for a watch that a delivery is about to
-   * disarm; cheaper than watch_disarm, as the callback usually re-arms. */
-  void         (*watch_suspend)  (IopsBackend  *self,
-                                  IopsWatch    *watch);
   /* Disarms and frees; safe from inside the watch's own delivery. */
   void         (*watch_free)     (IopsBackend  *self,
                                   IopsWatch    *watch);

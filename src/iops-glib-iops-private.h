@@ -12,9 +12,11 @@ typedef struct _IopsWatch IopsWatch;
 typedef struct _IopsTimer IopsTimer;
 
 /* Backend → core: @watch's fd polled @revents. Handles disarming, references
- * and the choice of ready_r/ready_w/ready_rw. @watch may be freed when it
- * returns, and so may its owner: the caller must not touch either unless it
- * knows they are still alive. */
+ * and the choice of ready_r/ready_w/ready_rw. A one-shot delivery sets
+ * watch->flags to 0 without asking the backend to stop polling (unless the
+ * fd failed): if the callback did not re-arm, the backend stops polling the
+ * fd once this returns. @watch may be freed when it returns, and so may its
+ * owner: the caller must not touch either unless it knows they are alive. */
 void iops_glib_iops_deliver_io   (IopsWatch    *watch,
                                   GIOCondition  revents);
 

@@ -201,7 +201,7 @@ iops_glib_iops_update_event (IopsIOPS       *iops,
                              IopsEvAction    action,
                              IopsEventFlags  flags)
 {
-  IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
+  IopsGLibIOPS *self = (IopsGLibIOPS *) iops;  /* checked by the invoker */
   IopsWatch *watch = iops_io_event_get_watch (event);
 
   g_return_if_fail (self->backend != NULL);  /* disposed */
@@ -252,15 +252,14 @@ iops_glib_iops_deliver_io (IopsWatch    *watch,
 
   if (!watch->persistent || (revents & G_IO_NVAL))
     {
-      /* Rule 3: disarm before the callback. The reference the watch held
-       * now belongs to the callback. An error or hang-up will be reported
-       * again at once, so take the fd out of the poll set right away. */
+      /* Rule 3: disarm before the callback; the reference the watch held
+       * now belongs to the callback. The poll set is left alone: most
+       * callbacks re-arm at once, and the backend settles it afterwards.
+       * An error or hang-up would be reported again at once, though. */
       watch->flags = 0;
       disarmed_one (self);
       if (revents & ERROR_CONDITIONS)
         self->backend->klass->watch_disarm (self->backend, watch);
-      else
-        self->backend->klass->watch_suspend (self->backend, watch);
     }
   else
     {
@@ -389,7 +388,7 @@ iops_glib_iops_update_timer (IopsIOPS       *iops,
                              IopsEvAction    action,
                              gint64          usecs)
 {
-  IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
+  IopsGLibIOPS *self = (IopsGLibIOPS *) iops;  /* checked by the invoker */
   IopsTimer *timer = iops_timer_event_get_timer (event);
 
   g_return_if_fail (self->backend != NULL);  /* disposed */
@@ -513,6 +512,27 @@ iops_glib_iops_iface_init (IopsIOPSInterface *iface)
 
 /* -- GObject ------------------------------------------------------------ */
 
+static const IopsBackendClass *const backends[] = {
+  &iops_backend_gsource_class,
+};
+
+/* IOPS_GLIB_BACKEND=name forces a backend (the test suite runs on each). */
+static const IopsBackendClass *
+iops_backend_choose (void)
+{
+  const char *forced = g_getenv ("IOPS_GLIB_BACKEND");
+
+  if (forced == NULL || *forced == '\0')
+    return backends[0];
+  for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
+    if (g_str_equal (forced, backends[i]->name))
+      return backends[i];
+
+  g_warning ("IOPS_GLIB_BACKEND=%s names no backend of this build; using %s",
+             forced, backends[0]->name);
+  return backends[0];
+}
+
 /* Rule 11: disarm everything first, then drop the references, so that no
  * finalizer they trigger can observe a half-torn IOPS. No callback is made. */
 static void
@@ -570,7 +590,7 @@ iops_glib_iops_constructed (GObject *object)
 
   if (self->context == NULL)
     self->context = g_main_context_ref_thread_default ();
-  self->backend = iops_backend_gsource_class.create (self, self->context);
+  self->backend = iops_backend_choose ()->create (self, self->context);
 }
 
 static void
