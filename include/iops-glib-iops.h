@@ -25,6 +25,8 @@ IopsGLibIOPS *iops_glib_iops_new            (GMainContext *context);
 IOPS_AVAILABLE_IN_ALL
 GMainContext *iops_glib_iops_get_context    (IopsGLibIOPS *self);
 IOPS_AVAILABLE_IN_ALL
+const char   *iops_glib_iops_get_backend    (IopsGLibIOPS *self);
+IOPS_AVAILABLE_IN_ALL
 int           iops_glib_iops_get_priority   (IopsGLibIOPS *self);
 IOPS_AVAILABLE_IN_ALL
 void          iops_glib_iops_set_priority   (IopsGLibIOPS *self,

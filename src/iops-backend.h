@@ -64,5 +64,8 @@ struct _IopsBackend
 };
 
 extern const IopsBackendClass iops_backend_gsource_class;
+#ifdef HAVE_EPOLL
+extern const IopsBackendClass iops_backend_epoll_class;
+#endif
 
 G_END_DECLS

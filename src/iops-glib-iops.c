@@ -41,6 +41,7 @@ struct _IopsGLibIOPS
 
   GMainContext  *context;
   IopsBackend   *backend;
+  char          *backend_name;  /* requested at construction, then NULL */
   int            priority;
   guint          persistent : 1;
 
@@ -62,6 +63,7 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (IopsGLibIOPS, iops_glib_iops, G_TYPE_OBJECT,
 enum {
   PROP_0,
   PROP_CONTEXT,
+  PROP_BACKEND,
   PROP_PRIORITY,
   PROP_PERSISTENT,
   N_PROPS
@@ -512,24 +514,29 @@ iops_glib_iops_iface_init (IopsIOPSInterface *iface)
 
 /* -- GObject ------------------------------------------------------------ */
 
+/* The preferred backend first. */
 static const IopsBackendClass *const backends[] = {
+#ifdef HAVE_EPOLL
+  &iops_backend_epoll_class,
+#endif
   &iops_backend_gsource_class,
 };
 
-/* IOPS_GLIB_BACKEND=name forces a backend (the test suite runs on each). */
+/* The :backend property, else IOPS_GLIB_BACKEND, else the best one. */
 static const IopsBackendClass *
-iops_backend_choose (void)
+iops_backend_choose (const char *requested)
 {
-  const char *forced = g_getenv ("IOPS_GLIB_BACKEND");
-
-  if (forced == NULL || *forced == '\0')
+  if (requested == NULL || *requested == '\0')
+    requested = g_getenv ("IOPS_GLIB_BACKEND");
+  if (requested == NULL || *requested == '\0')
     return backends[0];
+
   for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
-    if (g_str_equal (forced, backends[i]->name))
+    if (g_str_equal (requested, backends[i]->name))
       return backends[i];
 
-  g_warning ("IOPS_GLIB_BACKEND=%s names no backend of this build; using %s",
-             forced, backends[0]->name);
+  g_warning ("'%s' names no backend of this build of iops-glib; using '%s'",
+             requested, backends[0]->name);
   return backends[0];
 }
 
@@ -576,6 +583,7 @@ iops_glib_iops_finalize (GObject *object)
   IopsGLibIOPS *self = IOPS_GLIB_IOPS (object);
 
   g_clear_pointer (&self->context, g_main_context_unref);
+  g_clear_pointer (&self->backend_name, g_free);
   g_mutex_clear (&self->levels_lock);
 
   G_OBJECT_CLASS (iops_glib_iops_parent_class)->finalize (object);
@@ -590,7 +598,9 @@ iops_glib_iops_constructed (GObject *object)
 
   if (self->context == NULL)
     self->context = g_main_context_ref_thread_default ();
-  self->backend = iops_backend_choose ()->create (self, self->context);
+  self->backend = iops_backend_choose (self->backend_name)->create (self, self->context);
+  g_free (self->backend_name);
+  self->backend_name = NULL;
 }
 
 static void
@@ -605,6 +615,10 @@ iops_glib_iops_get_property (GObject    *object,
     {
     case PROP_CONTEXT:
       g_value_set_boxed (value, self->context);
+      break;
+
+    case PROP_BACKEND:
+      g_value_set_string (value, iops_glib_iops_get_backend (self));
       break;
 
     case PROP_PRIORITY:
@@ -632,6 +646,10 @@ iops_glib_iops_set_property (GObject      *object,
     {
     case PROP_CONTEXT:
       self->context = g_value_dup_boxed (value);
+      break;
+
+    case PROP_BACKEND:
+      self->backend_name = g_value_dup_string (value);
       break;
 
     case PROP_PRIORITY:
@@ -672,6 +690,27 @@ iops_glib_iops_class_init (IopsGLibIOPSClass *klass)
                         G_TYPE_MAIN_CONTEXT,
                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
                          G_PARAM_STATIC_STRINGS));
+
+  /**
+   * IopsGLibIOPS:backend:
+   *
+   * How the IOPS talks to the context: `"epoll"` (Linux: one source over
+   * an epoll fd and a timerfd, whose cost per delivery does not grow with
+   * the number of idle fds, and whose timers keep microsecond precision) or
+   * `"gsource"` (portable: one source per fd watch, timers rounded up to
+   * GLib's milliseconds).
+   *
+   * %NULL at construction takes the `IOPS_GLIB_BACKEND` environment
+   * variable, else the best backend of the platform. Reading it gives the
+   * backend in use.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_BACKEND] =
+    g_param_spec_string ("backend", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                          G_PARAM_STATIC_STRINGS));
 
   /**
    * IopsGLibIOPS:priority:
@@ -754,6 +793,24 @@ iops_glib_iops_get_context (IopsGLibIOPS *self)
   g_return_val_if_fail (IOPS_IS_GLIB_IOPS (self), NULL);
 
   return self->context;
+}
+
+/**
+ * iops_glib_iops_get_backend:
+ * @self: an #IopsGLibIOPS
+ *
+ * Gets the name of the backend in use; see [property@Iops.GLibIOPS:backend].
+ *
+ * Returns: (transfer none): `"epoll"` or `"gsource"`
+ *
+ * Since: 1.0
+ */
+const char *
+iops_glib_iops_get_backend (IopsGLibIOPS *self)
+{
+  g_return_val_if_fail (IOPS_IS_GLIB_IOPS (self), NULL);
+
+  return self->backend != NULL ? self->backend->klass->name : NULL;
 }
 
 /**

@@ -1,0 +1,701 @@
+/* iops-backend-epoll.c — one GSource over an epoll fd and a timerfd (Linux)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * GLib polls every fd of every source on every iteration, which makes a
+ * delivery cost O(watched fds). This backend keeps idle ("cold") fds in an
+ * epoll set that GLib sees as a single fd, and polls the few fds that
+ * actually fire ("hot" ones) directly as GPollFDs of the same source, where
+ * re-arming a one-shot watch costs neither a syscall nor an allocation:
+ *
+ *  - a watch starts cold, in the epoll set;
+ *  - a cold watch that fires is promoted to a direct GPollFD, while fewer
+ *    than HOT_LIMIT are;
+ *  - an fd epoll refuses (a regular file, an fd watched by two events, an
+ *    invalid fd) is polled directly too, so poll() reports it as usual
+ *    (G_IO_NVAL for an invalid fd).
+ *
+ * Rule 1 says the same fd number may be a new socket at any WATCH, and epoll
+ * registers (fd, file) pairs: so every WATCH of a cold watch does one
+ * EPOLL_CTL_MOD (or ADD when the kernel forgot a closed fd). Disarming is
+ * lazy, as in libev: a disarmed cold watch stays in the set until it wakes
+ * us once, and is then removed. Each registration carries a generation in
+ * its epoll data; an event from an older generation can only come from a
+ * registration the kernel kept for a closed but dup'd fd, which cannot be
+ * removed by number any more, so the epoll set is rebuilt.
+ *
+ * Timers fire from the same source; a timerfd wakes the poll at the exact
+ * microsecond, so short timers are not rounded up to GLib's milliseconds.
+ * The timerfd is set in prepare(), at most once per iteration and only when
+ * the earliest deadline changed: arming a timer makes no syscall.
+ *
+ * Every priority in use gets its own source (a "lane"); nearly always there
+ * is one.
+ *
+ * After fork() the child shares the epoll set with its parent: an IOPS must
+ * not be used across fork(); create a new one in the child.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "iops-backend.h"
+
+#define HOT_LIMIT   128  /* watches polled directly once they fired */
+#define MAX_EVENTS  256  /* epoll events taken per dispatch */
+#define MAX_READY   (MAX_EVENTS + 64)
+
+typedef struct _Lane Lane;
+typedef struct _EpollBackend EpollBackend;
+typedef struct _EpollWatch EpollWatch;
+
+struct _EpollWatch
+{
+  IopsWatch  watch;
+  Lane      *lane;          /* where it is registered, or NULL */
+  guint      slot;          /* index in backend->slots (epoll data) */
+  guint32    kgen;          /* generation of its epoll registration */
+  guint64    armed_serial;  /* backend->serial at the latest arm */
+  int        rfd;           /* fd registered (epoll or direct), -1 */
+  guint32    mask;          /* EPOLLIN|EPOLLOUT wanted while armed */
+  guint32    kmask;         /* mask the epoll set holds for it */
+  gpointer   tag;           /* direct GPollFD, or NULL */
+  guint      refs;          /* 1 for the core + 1 per dispatch holding it */
+  guint      in_epoll : 1;
+  guint      hot : 1;       /* promoted to a direct GPollFD, counted in n_hot */
+  guint      fired : 1;     /* delivered since its latest arm: promote it */
+  guint      freed : 1;     /* the core let go of it */
+};
+
+typedef struct
+{
+  EpollWatch *watch;
+  guint32     revents;      /* GIOCondition */
+  guint64     limit;        /* deliver only if armed before this serial */
+} Ready;
+
+struct _Lane
+{
+  GSource       source;
+  EpollBackend *backend;
+  int           priority;
+  int           epfd;
+  gpointer      epfd_tag;
+  GPtrArray    *direct;     /* EpollWatch *, polled as GPollFDs */
+  guint64       check_serial;
+  gboolean      rebuild;    /* a stale registration woke us */
+};
+
+struct _EpollBackend
+{
+  IopsBackend   parent;
+  IopsGLibIOPS *owner;
+  GMainContext *context;
+  GPtrArray    *lanes;      /* Lane *, usually one */
+  GPtrArray    *slots;      /* EpollWatch * by slot, NULL when free */
+  GArray       *free_slots;
+  guint32       next_gen;
+  guint64       serial;     /* bumped at every poll check and collection */
+  guint         n_hot;
+
+  Lane         *timer_lane;
+  int           tfd;
+  gpointer      tfd_tag;
+  gint64        tfd_deadline; /* what the timerfd is set to, -1 disarmed */
+};
+
+#define EPOLL_WATCH(w) ((EpollWatch *) (w))
+
+static inline guint32
+flags_to_mask (IopsEventFlags flags)
+{
+  return ((flags & IOPS_READ_EVENT) ? EPOLLIN : 0) |
+         ((flags & IOPS_WRITE_EVENT) ? EPOLLOUT : 0);
+}
+
+static inline GIOCondition
+mask_to_condition (guint32 mask)
+{
+  return ((mask & EPOLLIN) ? G_IO_IN : 0) | ((mask & EPOLLOUT) ? G_IO_OUT : 0);
+}
+
+static inline GIOCondition
+epoll_to_condition (guint32 events)
+{
+  return ((events & EPOLLIN) ? G_IO_IN : 0) |
+         ((events & EPOLLOUT) ? G_IO_OUT : 0) |
+         ((events & EPOLLERR) ? G_IO_ERR : 0) |
+         ((events & EPOLLHUP) ? G_IO_HUP : 0);
+}
+
+static void
+watch_unref (EpollWatch *w)
+{
+  if (--w->refs == 0)
+    g_free (w);
+}
+
+/* -- the epoll set ------------------------------------------------------ */
+
+static int
+epoll_register (Lane       *lane,
+                EpollWatch *w,
+                int         op)
+{
+  struct epoll_event ev;
+
+  if (op == EPOLL_CTL_ADD)
+    w->kgen = lane->backend->next_gen++;
+  memset (&ev, 0, sizeof ev);
+  ev.events = w->mask;
+  ev.data.u64 = ((guint64) w->kgen << 32) | w->slot;
+  if (epoll_ctl (lane->epfd, op, w->rfd, &ev) != 0)
+    return errno;
+  w->kmask = w->mask;
+  return 0;
+}
+
+static void
+epoll_forget (EpollWatch *w)
+{
+  if (!w->in_epoll)
+    return;
+  /* Fails when the fd was closed or reused; a registration the kernel kept
+   * for a dup'd file then shows up with an old generation and is handled
+   * by a rebuild. */
+  epoll_ctl (w->lane->epfd, EPOLL_CTL_DEL, w->rfd, NULL);
+  w->in_epoll = FALSE;
+  w->kmask = 0;
+  w->kgen = 0;
+}
+
+static void
+direct_add (Lane       *lane,
+            EpollWatch *w)
+{
+  w->tag = g_source_add_unix_fd (&lane->source, w->rfd, mask_to_condition (w->mask));
+  w->kmask = w->mask;
+  g_ptr_array_add (lane->direct, w);
+}
+
+static void
+direct_remove (EpollWatch *w)
+{
+  Lane *lane = w->lane;
+
+  if (w->tag == NULL)
+    return;
+  g_source_remove_unix_fd (&lane->source, g_steal_pointer (&w->tag));
+  g_ptr_array_remove_fast (lane->direct, w);
+  w->kmask = 0;
+  if (w->hot)
+    lane->backend->n_hot--;
+  w->hot = FALSE;
+}
+
+/* Registers @w's fd in @lane: in the epoll set, or directly when epoll
+ * refuses it. */
+static void
+lane_register (Lane       *lane,
+               EpollWatch *w,
+               gboolean    hot)
+{
+  w->lane = lane;
+  if (!hot && epoll_register (lane, w, EPOLL_CTL_ADD) == 0)
+    {
+      w->in_epoll = TRUE;
+      return;
+    }
+  if (hot)
+    lane->backend->n_hot++;
+  w->hot = hot;
+  direct_add (lane, w);
+}
+
+static void
+lane_unregister (EpollWatch *w)
+{
+  if (w->lane == NULL)
+    return;
+  epoll_forget (w);
+  direct_remove (w);
+  w->lane = NULL;
+  w->rfd = -1;
+}
+
+/* Re-creates the epoll set: the only way to drop a registration the kernel
+ * kept for a closed, dup'd fd. Rare; O(watches). */
+static void
+lane_rebuild (Lane *lane)
+{
+  EpollBackend *b = lane->backend;
+  int epfd = epoll_create1 (EPOLL_CLOEXEC);
+
+  lane->rebuild = FALSE;
+  if (epfd < 0)
+    {
+      g_warning ("epoll_create1: %s", g_strerror (errno));
+      return;
+    }
+  g_source_remove_unix_fd (&lane->source, lane->epfd_tag);
+  close (lane->epfd);
+  lane->epfd = epfd;
+  lane->epfd_tag = g_source_add_unix_fd (&lane->source, epfd, G_IO_IN);
+
+  for (guint i = 0; i < b->slots->len; i++)
+    {
+      EpollWatch *w = g_ptr_array_index (b->slots, i);
+
+      if (w == NULL || w->lane != lane || !w->in_epoll)
+        continue;
+      if (epoll_register (lane, w, EPOLL_CTL_ADD) != 0)
+        {
+          /* Its fd is gone or was reused: let poll() report it. */
+          w->in_epoll = FALSE;
+          direct_add (lane, w);
+        }
+    }
+}
+
+/* -- timers ------------------------------------------------------------- */
+
+static void
+timerfd_set (EpollBackend *b,
+             gint64        deadline)
+{
+  struct itimerspec its;
+
+  if (b->tfd < 0 || b->tfd_deadline == deadline)
+    return;
+
+  memset (&its, 0, sizeof its);
+  if (deadline >= 0)
+    {
+      /* 0 would disarm; g_get_monotonic_time() is CLOCK_MONOTONIC. */
+      gint64 at = MAX (deadline, 1);
+
+      its.it_value.tv_sec = at / G_USEC_PER_SEC;
+      its.it_value.tv_nsec = (at % G_USEC_PER_SEC) * 1000;
+    }
+  if (timerfd_settime (b->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+    b->tfd_deadline = deadline;
+  else
+    b->tfd_deadline = -2;  /* unknown: set it again next time */
+}
+
+static gboolean
+timers_prepare (EpollBackend *b,
+                int          *timeout)
+{
+  gint64 next = iops_glib_iops_next_deadline (b->owner);
+  gint64 now;
+
+  if (next < 0)
+    {
+      timerfd_set (b, -1);
+      return FALSE;
+    }
+
+  now = g_get_monotonic_time ();
+  if (next <= now)
+    return TRUE;
+
+  if (b->tfd >= 0)
+    timerfd_set (b, next);
+  else
+    *timeout = (int) MIN ((next - now + 999) / 1000, G_MAXINT);
+  return FALSE;
+}
+
+static gboolean
+timers_due (EpollBackend *b)
+{
+  gint64 next = iops_glib_iops_next_deadline (b->owner);
+
+  return next >= 0 && next <= g_get_monotonic_time ();
+}
+
+/* -- the lane source ---------------------------------------------------- */
+
+static gboolean
+lane_prepare (GSource *source,
+              int     *timeout)
+{
+  Lane *lane = (Lane *) source;
+
+  *timeout = -1;
+  if (lane->rebuild)
+    return TRUE;
+  if (lane == lane->backend->timer_lane)
+    return timers_prepare (lane->backend, timeout);
+  return FALSE;
+}
+
+static gboolean
+lane_check (GSource *source)
+{
+  Lane *lane = (Lane *) source;
+
+  /* Readiness found by this poll belongs to arms made before it. */
+  lane->check_serial = ++lane->backend->serial;
+  if (lane->rebuild)
+    return TRUE;
+  return lane == lane->backend->timer_lane && timers_due (lane->backend);
+}
+
+static guint
+collect_epoll (Lane   *lane,
+               Ready  *ready,
+               guint   n)
+{
+  EpollBackend *b = lane->backend;
+  struct epoll_event events[MAX_EVENTS];
+  guint64 limit = ++b->serial;
+  int k = epoll_wait (lane->epfd, events, MAX_EVENTS, 0);
+
+  for (int i = 0; i < k; i++)
+    {
+      guint slot = (guint) (events[i].data.u64 & G_MAXUINT32);
+      guint32 gen = (guint32) (events[i].data.u64 >> 32);
+      EpollWatch *w = slot < b->slots->len ? g_ptr_array_index (b->slots, slot) : NULL;
+
+      if (w == NULL || !w->in_epoll || w->lane != lane || w->kgen != gen)
+        {
+          lane->rebuild = TRUE;
+          continue;
+        }
+      w->refs++;
+      ready[n++] = (Ready) { w, epoll_to_condition (events[i].events), limit };
+    }
+  return n;
+}
+
+static guint
+collect_direct (Lane   *lane,
+                Ready  *ready,
+                guint   n)
+{
+  for (guint i = 0; i < lane->direct->len && n < MAX_READY; i++)
+    {
+      EpollWatch *w = g_ptr_array_index (lane->direct, i);
+      GIOCondition revents = g_source_query_unix_fd (&lane->source, w->tag);
+
+      if (revents == 0)
+        continue;
+      w->refs++;
+      ready[n++] = (Ready) { w, revents, lane->check_serial };
+    }
+  return n;
+}
+
+/* A disarmed watch woke us: stop the fd from doing it again. */
+static void
+quiet (EpollWatch *w)
+{
+  if (w->in_epoll)
+    epoll_forget (w);
+  else if (w->tag != NULL)
+    direct_remove (w);
+  if (w->tag == NULL && !w->in_epoll)
+    w->lane = NULL, w->rfd = -1;
+}
+
+static void
+deliver (Lane  *lane,
+         Ready *r)
+{
+  EpollWatch *w = r->watch;
+
+  if (w->freed || w->armed_serial >= r->limit)
+    return;  /* cleaned up, or re-armed after the poll: the next one tells */
+  if (w->watch.flags == 0)
+    {
+      quiet (w);
+      return;
+    }
+
+  w->fired = TRUE;
+  iops_glib_iops_deliver_io (&w->watch, r->revents);
+
+  /* A one-shot direct watch not re-armed by its callback stops asking for
+   * readiness; one re-armed costs nothing. */
+  if (!g_source_is_destroyed (&lane->source) && !w->freed &&
+      w->watch.flags == 0 && w->tag != NULL && w->kmask != 0)
+    {
+      g_source_modify_unix_fd (&lane->source, w->tag, 0);
+      w->kmask = 0;
+    }
+}
+
+static gboolean
+lane_dispatch (GSource     *source,
+               GSourceFunc  callback,
+               gpointer     user_data)
+{
+  Lane *lane = (Lane *) source;
+  EpollBackend *b = lane->backend;
+  Ready ready[MAX_READY];
+  guint n = 0, i;
+
+  if (lane->rebuild)
+    lane_rebuild (lane);
+
+  if (lane == b->timer_lane)
+    {
+      if (b->tfd_tag != NULL && g_source_query_unix_fd (source, b->tfd_tag) != 0)
+        b->tfd_deadline = -2;  /* fired: prepare() re-sets it, which clears it */
+      if (timers_due (b))
+        {
+          iops_glib_iops_fire_timers (b->owner, g_get_monotonic_time ());
+          if (g_source_is_destroyed (source))
+            return G_SOURCE_REMOVE;
+        }
+    }
+
+  if (g_source_query_unix_fd (source, lane->epfd_tag) != 0)
+    n = collect_epoll (lane, ready, n);
+  n = collect_direct (lane, ready, n);
+
+  for (i = 0; i < n; i++)
+    {
+      if (g_source_is_destroyed (source))
+        break;
+      deliver (lane, &ready[i]);
+      watch_unref (ready[i].watch);
+    }
+  /* Disposed by a callback: release what is left. */
+  for (; i < n; i++)
+    watch_unref (ready[i].watch);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+lane_finalize (GSource *source)
+{
+  Lane *lane = (Lane *) source;
+
+  if (lane->epfd >= 0)
+    close (lane->epfd);
+  g_clear_pointer (&lane->direct, g_ptr_array_unref);
+}
+
+static GSourceFuncs lane_funcs = {
+  .prepare = lane_prepare,
+  .check = lane_check,
+  .dispatch = lane_dispatch,
+  .finalize = lane_finalize,
+};
+
+static Lane *
+lane_get (EpollBackend *b,
+          int           priority)
+{
+  Lane *lane;
+
+  for (guint i = 0; i < b->lanes->len; i++)
+    {
+      lane = g_ptr_array_index (b->lanes, i);
+      if (lane->priority == priority)
+        return lane;
+    }
+
+  lane = (Lane *) g_source_new (&lane_funcs, sizeof (Lane));
+  lane->backend = b;
+  lane->priority = priority;
+  lane->direct = g_ptr_array_new ();
+  lane->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  if (lane->epfd < 0)
+    g_error ("epoll_create1: %s", g_strerror (errno));
+  lane->epfd_tag = g_source_add_unix_fd (&lane->source, lane->epfd, G_IO_IN);
+  g_source_set_name (&lane->source, "IopsGLibIOPS");
+  g_source_set_priority (&lane->source, priority);
+  /* A nested start_watching() from a callback keeps dispatching. */
+  g_source_set_can_recurse (&lane->source, TRUE);
+  g_source_attach (&lane->source, b->context);
+  g_ptr_array_add (b->lanes, lane);
+  return lane;
+}
+
+/* -- the backend interface ---------------------------------------------- */
+
+static IopsWatch *
+epoll_watch_new (IopsBackend *backend)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+  EpollWatch *w = g_new0 (EpollWatch, 1);
+
+  w->refs = 1;
+  w->rfd = -1;
+  if (b->free_slots->len > 0)
+    {
+      w->slot = g_array_index (b->free_slots, guint, b->free_slots->len - 1);
+      g_array_set_size (b->free_slots, b->free_slots->len - 1);
+      g_ptr_array_index (b->slots, w->slot) = w;
+    }
+  else
+    {
+      w->slot = b->slots->len;
+      g_ptr_array_add (b->slots, w);
+    }
+  return &w->watch;
+}
+
+static void
+epoll_watch_arm (IopsBackend    *backend,
+                 IopsWatch      *watch,
+                 int             fd,
+                 IopsEventFlags  flags,
+                 int             priority)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+  EpollWatch *w = EPOLL_WATCH (watch);
+  Lane *lane = lane_get (b, priority);
+  gboolean promote;
+
+  w->armed_serial = b->serial;
+  w->mask = flags_to_mask (flags);
+
+  if (w->lane != NULL && (w->lane != lane || w->rfd != fd))
+    lane_unregister (w);
+
+  promote = w->fired && w->tag == NULL && b->n_hot < HOT_LIMIT;
+  if (w->lane != NULL && w->in_epoll && promote)
+    lane_unregister (w);
+
+  if (w->lane == NULL)
+    {
+      w->rfd = fd;
+      lane_register (lane, w, promote);
+    }
+  else if (w->tag != NULL)
+    {
+      /* poll() is stateless: the same number is whatever file it is now. */
+      if (w->kmask != w->mask)
+        {
+          g_source_modify_unix_fd (&lane->source, w->tag, mask_to_condition (w->mask));
+          w->kmask = w->mask;
+        }
+    }
+  else if (epoll_register (lane, w, EPOLL_CTL_MOD) != 0)
+    {
+      /* The kernel forgot the fd (it was closed, maybe reopened as another
+       * file with the same number): register it afresh. */
+      epoll_forget (w);
+      w->lane = NULL;
+      lane_register (lane, w, FALSE);
+    }
+  w->fired = FALSE;
+}
+
+static void
+epoll_watch_disarm (IopsBackend *backend,
+                    IopsWatch   *watch)
+{
+  EpollWatch *w = EPOLL_WATCH (watch);
+
+  /* Direct fds leave the poll set now, as GLib would report an error or
+   * hang-up on them again and again; epoll ones lazily, when they next
+   * wake us (most are re-armed before that). */
+  if (w->tag != NULL)
+    {
+      direct_remove (w);
+      if (!w->in_epoll)
+        w->lane = NULL, w->rfd = -1;
+    }
+}
+
+static void
+epoll_watch_free (IopsBackend *backend,
+                  IopsWatch   *watch)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+  EpollWatch *w = EPOLL_WATCH (watch);
+
+  lane_unregister (w);
+  g_ptr_array_index (b->slots, w->slot) = NULL;
+  g_array_append_val (b->free_slots, w->slot);
+  w->freed = TRUE;
+  watch_unref (w);
+}
+
+static void
+epoll_timers_changed (IopsBackend *backend,
+                      gint64       earliest,
+                      int          priority)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+  Lane *lane;
+
+  /* Nothing to do per arm: prepare() reads the heap. Only a change of
+   * priority moves the timers to another lane. */
+  if (earliest < 0 || (b->timer_lane != NULL && b->timer_lane->priority == priority))
+    return;
+
+  lane = lane_get (b, priority);
+  if (b->tfd >= 0)
+    {
+      if (b->tfd_tag != NULL)
+        g_source_remove_unix_fd (&b->timer_lane->source, b->tfd_tag);
+      b->tfd_tag = g_source_add_unix_fd (&lane->source, b->tfd, G_IO_IN);
+    }
+  b->timer_lane = lane;
+}
+
+static IopsBackend *
+epoll_backend_create (IopsGLibIOPS *owner,
+              GMainContext *context)
+{
+  EpollBackend *b = g_new0 (EpollBackend, 1);
+
+  b->parent.klass = &iops_backend_epoll_class;
+  b->owner = owner;
+  b->context = g_main_context_ref (context);
+  b->lanes = g_ptr_array_new ();
+  b->slots = g_ptr_array_new ();
+  b->free_slots = g_array_new (FALSE, FALSE, sizeof (guint));
+  b->next_gen = 1;
+  b->tfd_deadline = -1;
+  /* Without a timerfd, timers wait in GLib's whole milliseconds. */
+  b->tfd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  return &b->parent;
+}
+
+static void
+epoll_backend_destroy (IopsBackend *backend)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+
+  /* The core freed every watch first. A lane may be dispatching right now
+   * (a callback dropped the IOPS): GLib's reference keeps it valid until
+   * its dispatch returns, and it sees that it was destroyed. */
+  for (guint i = 0; i < b->lanes->len; i++)
+    {
+      GSource *lane = g_ptr_array_index (b->lanes, i);
+
+      g_source_destroy (lane);
+      g_source_unref (lane);
+    }
+  g_ptr_array_unref (b->lanes);
+  g_ptr_array_unref (b->slots);
+  g_array_unref (b->free_slots);
+  if (b->tfd >= 0)
+    close (b->tfd);
+  g_main_context_unref (b->context);
+  g_free (b);
+}
+
+const IopsBackendClass iops_backend_epoll_class = {
+  .name = "epoll",
+  .create = epoll_backend_create,
+  .destroy = epoll_backend_destroy,
+  .watch_new = epoll_watch_new,
+  .watch_arm = epoll_watch_arm,
+  .watch_disarm = epoll_watch_disarm,
+  .watch_free = epoll_watch_free,
+  .timers_changed = epoll_timers_changed,
+};
