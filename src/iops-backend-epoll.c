@@ -38,6 +38,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -370,6 +371,13 @@ collect_epoll (Lane   *lane,
         }
       w->refs++;
       ready[n++] = (Ready) { w, epoll_to_condition (events[i].events), limit };
+
+      /* epoll goes on reporting a file whose fd was closed while a dup
+       * keeps it open. Report a closed fd as poll() would, so that it is
+       * disarmed after one delivery. Only cold watches pay this syscall:
+       * a watch that fires becomes hot and is polled directly. */
+      if (w->watch.flags != 0 && fcntl (w->rfd, F_GETFD) < 0 && errno == EBADF)
+        ready[n - 1].revents = G_IO_NVAL;
     }
   return n;
 }
@@ -421,13 +429,25 @@ deliver (Lane  *lane,
   w->fired = TRUE;
   iops_glib_iops_deliver_io (&w->watch, r->revents);
 
-  /* A one-shot direct watch not re-armed by its callback stops asking for
-   * readiness; one re-armed costs nothing. */
-  if (!g_source_is_destroyed (&lane->source) && !w->freed &&
-      w->watch.flags == 0 && w->tag != NULL && w->kmask != 0)
+  if (g_source_is_destroyed (&lane->source) || w->freed)
+    return;
+
+  if (w->watch.flags == 0 && w->tag != NULL && w->kmask != 0)
     {
+      /* A one-shot direct watch not re-armed by its callback stops asking
+       * for readiness; one re-armed cost nothing. */
       g_source_modify_unix_fd (&lane->source, w->tag, 0);
       w->kmask = 0;
+    }
+  else if (w->watch.flags != 0 && w->in_epoll && lane->backend->n_hot < HOT_LIMIT)
+    {
+      /* Still armed in epoll (persistent, or re-armed by a WATCH that found
+       * no room to promote it then): promote it now. */
+      int fd = w->rfd;
+
+      lane_unregister (w);
+      w->rfd = fd;
+      lane_register (lane, w, TRUE);
     }
 }
 
@@ -598,14 +618,14 @@ epoll_watch_disarm (IopsBackend *backend,
 {
   EpollWatch *w = EPOLL_WATCH (watch);
 
-  /* Direct fds leave the poll set now, as GLib would report an error or
-   * hang-up on them again and again; epoll ones lazily, when they next
-   * wake us (most are re-armed before that). */
-  if (w->tag != NULL)
+  /* Lazily, like a delivery: an epoll registration keeps its mask and a
+   * direct GPollFD asks for nothing, so that the next WATCH is cheap. An
+   * error, hang-up or further readiness on the fd wakes us once, and then
+   * the fd leaves the set (see quiet()). */
+  if (w->tag != NULL && w->kmask != 0)
     {
-      direct_remove (w);
-      if (!w->in_epoll)
-        w->lane = NULL, w->rfd = -1;
+      g_source_modify_unix_fd (&w->lane->source, w->tag, 0);
+      w->kmask = 0;
     }
 }
 
