@@ -87,6 +87,7 @@ struct _Lane
   int           epfd;
   gpointer      epfd_tag;
   GPtrArray    *direct;     /* EpollWatch *, polled as GPollFDs */
+  GPtrArray    *by_fd;      /* EpollWatch * owning each fd's registration */
   guint64       check_serial;
   gboolean      rebuild;    /* a stale registration woke us */
 };
@@ -142,12 +143,30 @@ watch_unref (EpollWatch *w)
 
 /* -- the epoll set ------------------------------------------------------ */
 
+static inline EpollWatch *
+lane_owner_of (Lane *lane,
+               int   fd)
+{
+  return (guint) fd < lane->by_fd->len ? g_ptr_array_index (lane->by_fd, fd) : NULL;
+}
+
+static void
+lane_set_owner (Lane       *lane,
+                int         fd,
+                EpollWatch *w)
+{
+  if ((guint) fd >= lane->by_fd->len)
+    g_ptr_array_set_size (lane->by_fd, MAX ((guint) fd + 1, lane->by_fd->len * 2));
+  g_ptr_array_index (lane->by_fd, fd) = w;
+}
+
 static int
 epoll_register (Lane       *lane,
                 EpollWatch *w,
                 int         op)
 {
   struct epoll_event ev;
+  EpollWatch *previous;
 
   if (op == EPOLL_CTL_ADD)
     w->kgen = lane->backend->next_gen++;
@@ -157,6 +176,23 @@ epoll_register (Lane       *lane,
   if (epoll_ctl (lane->epfd, op, w->rfd, &ev) != 0)
     return errno;
   w->kmask = w->mask;
+  if (op != EPOLL_CTL_ADD)
+    return 0;
+
+  /* The kernel took a new (fd, file) pair, so whoever registered this
+   * number before registered another file, since closed: its registration
+   * is gone (or lingers for a dup'd file, which a rebuild will drop). It
+   * must never delete ours by number. */
+  previous = lane_owner_of (lane, w->rfd);
+  if (previous != NULL && previous != w)
+    {
+      previous->in_epoll = FALSE;
+      previous->kmask = 0;
+      previous->kgen = 0;
+      if (previous->tag == NULL)
+        previous->lane = NULL, previous->rfd = -1;
+    }
+  lane_set_owner (lane, w->rfd, w);
   return 0;
 }
 
@@ -165,10 +201,14 @@ epoll_forget (EpollWatch *w)
 {
   if (!w->in_epoll)
     return;
-  /* Fails when the fd was closed or reused; a registration the kernel kept
-   * for a dup'd file then shows up with an old generation and is handled
-   * by a rebuild. */
-  epoll_ctl (w->lane->epfd, EPOLL_CTL_DEL, w->rfd, NULL);
+  /* Fails when the fd was closed; a registration the kernel kept for a
+   * dup'd file then shows up with an old generation and is dropped by a
+   * rebuild. */
+  if (lane_owner_of (w->lane, w->rfd) == w)
+    {
+      epoll_ctl (w->lane->epfd, EPOLL_CTL_DEL, w->rfd, NULL);
+      lane_set_owner (w->lane, w->rfd, NULL);
+    }
   w->in_epoll = FALSE;
   w->kmask = 0;
   w->kgen = 0;
@@ -246,6 +286,7 @@ lane_rebuild (Lane *lane)
   close (lane->epfd);
   lane->epfd = epfd;
   lane->epfd_tag = g_source_add_unix_fd (&lane->source, epfd, G_IO_IN);
+  g_ptr_array_set_size (lane->by_fd, 0);
 
   for (guint i = 0; i < b->slots->len; i++)
     {
@@ -288,34 +329,37 @@ timerfd_set (EpollBackend *b,
     b->tfd_deadline = -2;  /* unknown: set it again next time */
 }
 
+/* Each lane fires the timers of its priority; the lane hosting the timerfd
+ * sets it for the earliest of all of them. */
 static gboolean
-timers_prepare (EpollBackend *b,
-                int          *timeout)
+timers_prepare (Lane *lane,
+                int  *timeout)
 {
-  gint64 next = iops_glib_iops_next_deadline (b->owner);
-  gint64 now;
+  EpollBackend *b = lane->backend;
+  gint64 next = iops_glib_iops_next_deadline (b->owner, lane->priority);
+  gint64 now = g_get_monotonic_time ();
 
-  if (next < 0)
+  if (lane == b->timer_lane)
     {
-      timerfd_set (b, -1);
-      return FALSE;
-    }
+      /* A timer already due makes its own lane ready; a timerfd set in the
+       * past would only wake this one again and again. */
+      gint64 earliest = iops_glib_iops_earliest_deadline (b->owner);
 
-  now = g_get_monotonic_time ();
+      timerfd_set (b, earliest > now ? earliest : -1);
+    }
+  if (next < 0)
+    return FALSE;
   if (next <= now)
     return TRUE;
-
-  if (b->tfd >= 0)
-    timerfd_set (b, next);
-  else
+  if (b->tfd < 0)
     *timeout = (int) MIN ((next - now + 999) / 1000, G_MAXINT);
   return FALSE;
 }
 
 static gboolean
-timers_due (EpollBackend *b)
+timers_due (Lane *lane)
 {
-  gint64 next = iops_glib_iops_next_deadline (b->owner);
+  gint64 next = iops_glib_iops_next_deadline (lane->backend->owner, lane->priority);
 
   return next >= 0 && next <= g_get_monotonic_time ();
 }
@@ -331,9 +375,7 @@ lane_prepare (GSource *source,
   *timeout = -1;
   if (lane->rebuild)
     return TRUE;
-  if (lane == lane->backend->timer_lane)
-    return timers_prepare (lane->backend, timeout);
-  return FALSE;
+  return timers_prepare (lane, timeout);
 }
 
 static gboolean
@@ -345,7 +387,7 @@ lane_check (GSource *source)
   lane->check_serial = ++lane->backend->serial;
   if (lane->rebuild)
     return TRUE;
-  return lane == lane->backend->timer_lane && timers_due (lane->backend);
+  return timers_due (lane);
 }
 
 static guint
@@ -464,16 +506,14 @@ lane_dispatch (GSource     *source,
   if (lane->rebuild)
     lane_rebuild (lane);
 
-  if (lane == b->timer_lane)
+  if (lane == b->timer_lane && b->tfd_tag != NULL &&
+      g_source_query_unix_fd (source, b->tfd_tag) != 0)
+    b->tfd_deadline = -2;  /* fired: prepare() sets it again, which clears it */
+  if (timers_due (lane))
     {
-      if (b->tfd_tag != NULL && g_source_query_unix_fd (source, b->tfd_tag) != 0)
-        b->tfd_deadline = -2;  /* fired: prepare() re-sets it, which clears it */
-      if (timers_due (b))
-        {
-          iops_glib_iops_fire_timers (b->owner, g_get_monotonic_time ());
-          if (g_source_is_destroyed (source))
-            return G_SOURCE_REMOVE;
-        }
+      iops_glib_iops_fire_timers (b->owner, lane->priority, g_get_monotonic_time ());
+      if (g_source_is_destroyed (source))
+        return G_SOURCE_REMOVE;
     }
 
   if (g_source_query_unix_fd (source, lane->epfd_tag) != 0)
@@ -502,6 +542,7 @@ lane_finalize (GSource *source)
   if (lane->epfd >= 0)
     close (lane->epfd);
   g_clear_pointer (&lane->direct, g_ptr_array_unref);
+  g_clear_pointer (&lane->by_fd, g_ptr_array_unref);
 }
 
 static GSourceFuncs lane_funcs = {
@@ -528,11 +569,12 @@ lane_get (EpollBackend *b,
   lane->backend = b;
   lane->priority = priority;
   lane->direct = g_ptr_array_new ();
+  lane->by_fd = g_ptr_array_new ();
   lane->epfd = epoll_create1 (EPOLL_CLOEXEC);
   if (lane->epfd < 0)
     g_error ("epoll_create1: %s", g_strerror (errno));
   lane->epfd_tag = g_source_add_unix_fd (&lane->source, lane->epfd, G_IO_IN);
-  g_source_set_name (&lane->source, "IopsGLibIOPS");
+  g_source_set_static_name (&lane->source, "IopsGLibIOPS");
   g_source_set_priority (&lane->source, priority);
   /* A nested start_watching() from a callback keeps dispatching. */
   g_source_set_can_recurse (&lane->source, TRUE);
@@ -644,26 +686,19 @@ epoll_watch_free (IopsBackend *backend,
 }
 
 static void
-epoll_timers_changed (IopsBackend *backend,
-                      gint64       earliest,
-                      int          priority)
+epoll_timers_armed (IopsBackend *backend,
+                    int          priority)
 {
   EpollBackend *b = (EpollBackend *) backend;
-  Lane *lane;
 
-  /* Nothing to do per arm: prepare() reads the heap. Only a change of
-   * priority moves the timers to another lane. */
-  if (earliest < 0 || (b->timer_lane != NULL && b->timer_lane->priority == priority))
+  /* Nothing to do per arm: prepare() reads the heaps. The first lane with
+   * timers hosts the timerfd for all of them. */
+  lane_get (b, priority);
+  if (b->timer_lane != NULL)
     return;
-
-  lane = lane_get (b, priority);
+  b->timer_lane = lane_get (b, priority);
   if (b->tfd >= 0)
-    {
-      if (b->tfd_tag != NULL)
-        g_source_remove_unix_fd (&b->timer_lane->source, b->tfd_tag);
-      b->tfd_tag = g_source_add_unix_fd (&lane->source, b->tfd, G_IO_IN);
-    }
-  b->timer_lane = lane;
+    b->tfd_tag = g_source_add_unix_fd (&b->timer_lane->source, b->tfd, G_IO_IN);
 }
 
 static IopsBackend *
@@ -717,5 +752,5 @@ const IopsBackendClass iops_backend_epoll_class = {
   .watch_arm = epoll_watch_arm,
   .watch_disarm = epoll_watch_disarm,
   .watch_free = epoll_watch_free,
-  .timers_changed = epoll_timers_changed,
+  .timers_armed = epoll_timers_armed,
 };

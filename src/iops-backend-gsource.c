@@ -16,7 +16,7 @@ typedef struct
   IopsBackend   parent;
   IopsGLibIOPS *owner;
   GMainContext *context;
-  GSource      *timer_source;
+  GPtrArray    *timer_sources;  /* TimerSource *, one per priority in use */
 } GSourceBackend;
 
 typedef struct
@@ -34,9 +34,10 @@ typedef struct
 {
   GSource       source;
   IopsGLibIOPS *owner;
+  int           priority;     /* fires the timers armed at this priority */
 } TimerSource;
 
-#define WATCH_SOURCE(w) ((WatchSource *) ((char *) (w) - G_STRUCT_OFFSET (WatchSource, watch)))
+#define WATCH_SOURCE(w) ((WatchSource *) (void *) ((char *) (w) - G_STRUCT_OFFSET (WatchSource, watch)))
 
 static inline GIOCondition
 flags_to_condition (IopsEventFlags flags)
@@ -129,7 +130,7 @@ gsource_watch_new (IopsBackend *backend)
   WatchSource *ws = (WatchSource *) source;
 
   ws->polled_fd = -1;
-  g_source_set_name (source, "IopsIOEvent");
+  g_source_set_static_name (source, "IopsIOEvent");
   /* A nested start_watching() from a callback keeps dispatching this
    * source, and GLib does not rewrite its poll set around each dispatch. */
   g_source_set_can_recurse (source, TRUE);
@@ -190,7 +191,7 @@ timer_source_prepare (GSource *source,
                       int     *timeout)
 {
   TimerSource *ts = (TimerSource *) source;
-  gint64 next = iops_glib_iops_next_deadline (ts->owner);
+  gint64 next = iops_glib_iops_next_deadline (ts->owner, ts->priority);
   gint64 now;
 
   *timeout = -1;
@@ -211,7 +212,7 @@ static gboolean
 timer_source_check (GSource *source)
 {
   TimerSource *ts = (TimerSource *) source;
-  gint64 next = iops_glib_iops_next_deadline (ts->owner);
+  gint64 next = iops_glib_iops_next_deadline (ts->owner, ts->priority);
 
   return next >= 0 && next <= g_get_monotonic_time ();
 }
@@ -223,7 +224,7 @@ timer_source_dispatch (GSource     *source,
 {
   TimerSource *ts = (TimerSource *) source;
 
-  iops_glib_iops_fire_timers (ts->owner, g_get_monotonic_time ());
+  iops_glib_iops_fire_timers (ts->owner, ts->priority, g_get_monotonic_time ());
   return G_SOURCE_CONTINUE;
 }
 
@@ -234,29 +235,33 @@ static GSourceFuncs timer_source_funcs = {
 };
 
 static void
-gsource_timers_changed (IopsBackend *backend,
-                        gint64       earliest,
-                        int          priority)
+gsource_timers_armed (IopsBackend *backend,
+                      int          priority)
 {
   GSourceBackend *self = (GSourceBackend *) backend;
+  TimerSource *ts;
 
-  /* prepare() reads the heap on every iteration, so there is nothing to
-   * reschedule here — and no wake-up syscall per arm. */
-  if (self->timer_source == NULL)
-    {
-      if (earliest < 0)
-        return;
-      self->timer_source = g_source_new (&timer_source_funcs, sizeof (TimerSource));
-      ((TimerSource *) self->timer_source)->owner = self->owner;
-      g_source_set_name (self->timer_source, "IopsTimerEvent");
-      g_source_set_can_recurse (self->timer_source, TRUE);
-      g_source_set_priority (self->timer_source, priority);
-      g_source_attach (self->timer_source, self->context);
-    }
-  else if (earliest >= 0 && g_source_get_priority (self->timer_source) != priority)
-    {
-      g_source_set_priority (self->timer_source, priority);
-    }
+  /* prepare() reads the heap on every iteration, so arming needs no
+   * rescheduling here — and no wake-up syscall. */
+  for (guint i = 0; i < self->timer_sources->len; i++)
+    if (((TimerSource *) g_ptr_array_index (self->timer_sources, i))->priority == priority)
+      return;
+
+  ts = (TimerSource *) g_source_new (&timer_source_funcs, sizeof (TimerSource));
+  ts->owner = self->owner;
+  ts->priority = priority;
+  g_source_set_static_name (&ts->source, "IopsTimerEvent");
+  g_source_set_can_recurse (&ts->source, TRUE);
+  g_source_set_priority (&ts->source, priority);
+  g_source_attach (&ts->source, self->context);
+  g_ptr_array_add (self->timer_sources, ts);
+}
+
+static void
+destroy_source (gpointer source)
+{
+  g_source_destroy (source);
+  g_source_unref (source);
 }
 
 static IopsBackend *
@@ -268,6 +273,7 @@ gsource_create (IopsGLibIOPS *owner,
   self->parent.klass = &iops_backend_gsource_class;
   self->owner = owner;
   self->context = g_main_context_ref (context);
+  self->timer_sources = g_ptr_array_new_with_free_func (destroy_source);
   return &self->parent;
 }
 
@@ -276,11 +282,7 @@ gsource_destroy (IopsBackend *backend)
 {
   GSourceBackend *self = (GSourceBackend *) backend;
 
-  if (self->timer_source != NULL)
-    {
-      g_source_destroy (self->timer_source);
-      g_clear_pointer (&self->timer_source, g_source_unref);
-    }
+  g_ptr_array_unref (self->timer_sources);
   g_main_context_unref (self->context);
   g_free (self);
 }
@@ -293,5 +295,5 @@ const IopsBackendClass iops_backend_gsource_class = {
   .watch_arm = gsource_watch_arm,
   .watch_disarm = gsource_watch_disarm,
   .watch_free = gsource_watch_free,
-  .timers_changed = gsource_timers_changed,
+  .timers_armed = gsource_timers_armed,
 };

@@ -52,9 +52,9 @@ typedef struct
   void         (*watch_free)     (IopsBackend  *self,
                                   IopsWatch    *watch);
 
-  /* The earliest timer deadline may have changed (-1: no timer armed). */
-  void         (*timers_changed) (IopsBackend  *self,
-                                  gint64        earliest,
+  /* A timer was armed at @priority: make sure a source fires the timers of
+   * that priority. Called on every arm, so cheap when nothing changes. */
+  void         (*timers_armed)   (IopsBackend  *self,
                                   int           priority);
 } IopsBackendClass;
 

@@ -10,6 +10,7 @@ G_BEGIN_DECLS
 
 typedef struct _IopsWatch IopsWatch;
 typedef struct _IopsTimer IopsTimer;
+typedef struct _IopsTimerHeap IopsTimerHeap;
 
 /* Backend → core: @watch's fd polled @revents. Handles disarming, references
  * and the choice of ready_r/ready_w/ready_rw. A one-shot delivery sets
@@ -20,15 +21,21 @@ typedef struct _IopsTimer IopsTimer;
 void iops_glib_iops_deliver_io   (IopsWatch    *watch,
                                   GIOCondition  revents);
 
-/* Backend → core: fire every timer due at @now that was armed before this
- * call, in deadline order. A callback may drop the last reference to the
+/* Backend → core: fire every timer of @priority due at @now that was armed
+ * before this call, in deadline order. A callback may drop the last reference to the
  * IOPS: the caller must check that its own source survived before touching
  * the IOPS again. */
 void iops_glib_iops_fire_timers  (IopsGLibIOPS *self,
+                                  int           priority,
                                   gint64        now);
 
-/* The earliest armed deadline, or -1. */
-gint64 iops_glib_iops_next_deadline (IopsGLibIOPS *self);
+/* The earliest deadline of the timers armed at @priority, or -1. Timers
+ * keep the priority of their latest WATCH (rule 13), so a backend runs
+ * one timer source per priority in use. */
+gint64 iops_glib_iops_next_deadline     (IopsGLibIOPS *self,
+                                         int           priority);
+/* The earliest deadline of all armed timers, or -1. */
+gint64 iops_glib_iops_earliest_deadline (IopsGLibIOPS *self);
 
 /* Event finalization → core: forget a registration whose event is gone. */
 void iops_glib_iops_forget_watch (IopsWatch *watch);

@@ -31,8 +31,18 @@
 typedef struct _Level Level;
 struct _Level
 {
-  Level *outer;
-  int    stop;   /* atomic: stop_watching() may come from another thread */
+  Level   *outer;
+  int      stop;      /* atomic: stop_watching() may come from another thread */
+  gboolean disposed;  /* set by dispose: the IOPS must not be touched */
+};
+
+/* Lets a loop over callbacks notice that one of them disposed the IOPS,
+ * without a reference that would delay the disposal. */
+typedef struct _Guard Guard;
+struct _Guard
+{
+  Guard   *next;
+  gboolean disposed;
 };
 
 struct _IopsGLibIOPS
@@ -47,10 +57,11 @@ struct _IopsGLibIOPS
 
   IopsWatch     *watches;     /* every registered fd watch, armed or not */
   IopsTimer     *timers;      /* every registered timer, armed or not */
-  IopsTimerHeap  heap;        /* the armed timers */
+  GPtrArray     *heaps;       /* IopsTimerHeap: the armed timers, by priority */
   guint64        timer_seq;
   guint          n_armed;     /* armed watches + armed timers */
 
+  Guard         *guards;      /* running fire_timers(), innermost first */
   GMutex         levels_lock;
   Level         *innermost;
 };
@@ -307,14 +318,26 @@ timer_register (IopsGLibIOPS   *self,
   return timer;
 }
 
-static void
-timers_changed (IopsGLibIOPS *self)
+static IopsTimerHeap *
+timer_heap_for (IopsGLibIOPS *self,
+                int           priority,
+                gboolean      create)
 {
-  if (self->backend == NULL)  /* disposed from inside a timer callback */
-    return;
-  self->backend->klass->timers_changed (self->backend,
-                                        iops_glib_iops_next_deadline (self),
-                                        self->priority);
+  IopsTimerHeap *heap;
+
+  for (guint i = 0; i < self->heaps->len; i++)
+    {
+      heap = g_ptr_array_index (self->heaps, i);
+      if (heap->priority == priority)
+        return heap;
+    }
+  if (!create)
+    return NULL;
+
+  heap = g_new0 (IopsTimerHeap, 1);
+  heap->priority = priority;
+  g_ptr_array_add (self->heaps, heap);
+  return heap;
 }
 
 static void
@@ -323,6 +346,7 @@ timer_arm (IopsGLibIOPS   *self,
            gint64          usecs)
 {
   IopsTimer *timer = iops_timer_event_get_timer (event);
+  IopsTimerHeap *heap;
   gint64 now = g_get_monotonic_time ();
 
   if (timer == NULL)
@@ -336,28 +360,35 @@ timer_arm (IopsGLibIOPS   *self,
       timer = timer_register (self, event);
     }
 
-  if (!iops_timer_is_queued (timer))
+  /* Rule 13: a timer takes the priority in force at its latest WATCH. */
+  heap = timer_heap_for (self, self->priority, TRUE);
+  if (timer->heap == NULL)
     {
       g_object_ref (event);
       self->n_armed++;
     }
+  else if (timer->heap != heap)
+    {
+      iops_timer_heap_remove (timer->heap, timer);
+    }
   timer->deadline = usecs > G_MAXINT64 - now ? G_MAXINT64 : now + usecs;
   timer->seq = self->timer_seq++;
-  iops_timer_heap_insert (&self->heap, timer);
-  timers_changed (self);
+  timer->heap = heap;
+  iops_timer_heap_insert (heap, timer);
+  self->backend->klass->timers_armed (self->backend, heap->priority);
 }
 
-/* Takes @timer off the heap; returns the reference the heap held, if any. */
+/* Takes @timer off its heap; returns the reference the heap held, if any. */
 static IopsTimerEvent *
 timer_dequeue (IopsGLibIOPS *self,
                IopsTimer    *timer)
 {
-  if (!iops_timer_is_queued (timer))
+  if (timer->heap == NULL)
     return NULL;
 
-  iops_timer_heap_remove (&self->heap, timer);
+  iops_timer_heap_remove (timer->heap, timer);
+  timer->heap = NULL;
   disarmed_one (self);
-  timers_changed (self);
   return timer->event;
 }
 
@@ -413,43 +444,70 @@ iops_glib_iops_update_timer (IopsIOPS       *iops,
 }
 
 gint64
-iops_glib_iops_next_deadline (IopsGLibIOPS *self)
+iops_glib_iops_next_deadline (IopsGLibIOPS *self,
+                              int           priority)
 {
-  IopsTimer *first = iops_timer_heap_peek (&self->heap);
+  IopsTimerHeap *heap = timer_heap_for (self, priority, FALSE);
+  IopsTimer *first = heap != NULL ? iops_timer_heap_peek (heap) : NULL;
 
   return first != NULL ? first->deadline : -1;
 }
 
+gint64
+iops_glib_iops_earliest_deadline (IopsGLibIOPS *self)
+{
+  gint64 earliest = -1;
+
+  for (guint i = 0; i < self->heaps->len; i++)
+    {
+      IopsTimer *first = iops_timer_heap_peek (g_ptr_array_index (self->heaps, i));
+
+      if (first != NULL && (earliest < 0 || first->deadline < earliest))
+        earliest = first->deadline;
+    }
+  return earliest;
+}
+
 void
 iops_glib_iops_fire_timers (IopsGLibIOPS *self,
+                            int           priority,
                             gint64        now)
 {
+  IopsTimerHeap *heap = timer_heap_for (self, priority, FALSE);
   /* Timers armed from inside these callbacks wait for the next dispatch,
    * so a timer re-armed with 0 µs cannot starve the rest of the context. */
   guint64 armed_before = self->timer_seq;
+  Guard guard = { self->guards, FALSE };
   IopsTimer *timer;
 
-  g_object_ref (self);
-  while ((timer = iops_timer_heap_peek (&self->heap)) != NULL &&
+  if (heap == NULL)
+    return;
+
+  /* No reference on self: a callback that drops the consumer's last one
+   * disposes the IOPS at once, and no further timer fires (rule 11). */
+  self->guards = &guard;
+  while ((timer = iops_timer_heap_peek (heap)) != NULL &&
          timer->deadline <= now &&
          timer->seq < armed_before)
     {
       /* Rule 7: disarmed before the call; the heap's reference moves to it. */
       IopsTimerEvent *event = timer->event;
 
-      iops_timer_heap_remove (&self->heap, timer);
+      iops_timer_heap_remove (heap, timer);
+      timer->heap = NULL;
       disarmed_one (self);
       IOPS_TIMER_EVENT_GET_CLASS (event)->ready (event, 0);
       g_object_unref (event);
+      if (guard.disposed)
+        return;
     }
-  timers_changed (self);
-  g_object_unref (self);
+  self->guards = guard.next;
 }
 
 void
 iops_glib_iops_forget_timer (IopsTimer *timer)
 {
-  g_assert (!iops_timer_is_queued (timer));
+  g_assert (timer->heap == NULL);
 
   LIST_UNLINK (timer->owner->timers, timer);
   g_free (timer);
@@ -461,15 +519,16 @@ static void
 iops_glib_iops_start_watching (IopsIOPS *iops)
 {
   IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
-  Level level = { NULL, FALSE };
+  GMainContext *context = self->context;
+  Level level = { NULL, FALSE, FALSE };
 
-  if (!g_main_context_acquire (self->context))
+  if (!g_main_context_acquire (context))
     {
       g_critical ("%s: the GMainContext of this IopsGLibIOPS is iterated by "
                   "another thread", G_STRFUNC);
       return;
     }
-  g_object_ref (self);
+  g_main_context_ref (context);
 
   g_mutex_lock (&self->levels_lock);
   level.outer = self->innermost;
@@ -477,16 +536,21 @@ iops_glib_iops_start_watching (IopsIOPS *iops)
   g_mutex_unlock (&self->levels_lock);
 
   /* Rule 8: a level ends when stopped, or as soon as nothing is armed —
-   * checked after each iteration, so every level sees it. */
-  while (self->n_armed > 0 && !g_atomic_int_get (&level.stop))
-    g_main_context_iteration (self->context, TRUE);
+   * checked after each iteration, so every level sees it. No reference on
+   * self: dropping the consumer's last one from a callback disposes the
+   * IOPS at once (rule 11), and every level returns without touching it. */
+  while (!level.disposed && self->n_armed > 0 && !g_atomic_int_get (&level.stop))
+    g_main_context_iteration (context, TRUE);
 
-  g_mutex_lock (&self->levels_lock);
-  self->innermost = level.outer;
-  g_mutex_unlock (&self->levels_lock);
+  if (!level.disposed)
+    {
+      g_mutex_lock (&self->levels_lock);
+      self->innermost = level.outer;
+      g_mutex_unlock (&self->levels_lock);
+    }
 
-  g_object_unref (self);
-  g_main_context_release (self->context);
+  g_main_context_release (context);
+  g_main_context_unref (context);
 }
 
 static void
@@ -562,14 +626,26 @@ iops_glib_iops_dispose (GObject *object)
 
   while ((timer = self->timers) != NULL)
     {
-      if (iops_timer_is_queued (timer))
-        g_ptr_array_add (held, timer->event);
+      if (timer->heap != NULL)
+        {
+          iops_timer_heap_remove (timer->heap, timer);
+          g_ptr_array_add (held, timer->event);
+        }
       iops_timer_event_set_timer (timer->event, NULL);
       LIST_UNLINK (self->timers, timer);
       g_free (timer);
     }
-  iops_timer_heap_clear (&self->heap);
   self->n_armed = 0;
+
+  /* Loops running callbacks of this IOPS must not touch it again. */
+  for (Guard *guard = self->guards; guard != NULL; guard = guard->next)
+    guard->disposed = TRUE;
+  self->guards = NULL;
+  g_mutex_lock (&self->levels_lock);
+  for (Level *level = self->innermost; level != NULL; level = level->outer)
+    level->disposed = TRUE;
+  self->innermost = NULL;
+  g_mutex_unlock (&self->levels_lock);
 
   if (self->backend != NULL)
     self->backend->klass->destroy (g_steal_pointer (&self->backend));
@@ -584,6 +660,7 @@ iops_glib_iops_finalize (GObject *object)
 
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->backend_name, g_free);
+  g_clear_pointer (&self->heaps, g_ptr_array_unref);
   g_mutex_clear (&self->levels_lock);
 
   G_OBJECT_CLASS (iops_glib_iops_parent_class)->finalize (object);
@@ -754,9 +831,17 @@ iops_glib_iops_class_init (IopsGLibIOPSClass *klass)
 }
 
 static void
+heap_free (gpointer data)
+{
+  iops_timer_heap_clear (data);
+  g_free (data);
+}
+
+static void
 iops_glib_iops_init (IopsGLibIOPS *self)
 {
   self->priority = G_PRIORITY_DEFAULT;
+  self->heaps = g_ptr_array_new_with_free_func (heap_free);
   g_mutex_init (&self->levels_lock);
 }
 

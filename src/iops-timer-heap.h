@@ -17,18 +17,21 @@ struct _IopsTimer
   IopsTimerEvent *event;        /* strong reference while armed */
   gint64          deadline;     /* monotonic µs */
   guint64         seq;          /* order of the latest WATCH, breaks ties */
+  IopsTimerHeap  *heap;         /* the queue it is armed in, or NULL */
   guint           heap_index;   /* IOPS_TIMER_NOT_QUEUED when disarmed */
 };
 
-typedef struct
+/* The armed timers of one source priority. */
+struct _IopsTimerHeap
 {
+  int         priority;
   IopsTimer **items;
   guint       len;
   guint       allocated;
-} IopsTimerHeap;
+};
 
 void       iops_timer_heap_clear  (IopsTimerHeap *heap);
-/* Queues @timer, or moves it if it is queued already. */
+/* Queues @timer, or moves it if it is queued in @heap already. */
 void       iops_timer_heap_insert (IopsTimerHeap *heap,
                                    IopsTimer     *timer);
 void       iops_timer_heap_remove (IopsTimerHeap *heap,

@@ -1,0 +1,1763 @@
+/* test-loop.c — rules 8, 9, 10, 11 and 13: running the loop, threads,
+ * disposal and properties
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <unistd.h>
+
+#include "iops-test-util.h"
+
+typedef struct
+{
+  GMainContext *context;
+  IopsGLibIOPS *glib;
+  IopsIOPS     *iops;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->context = g_main_context_new ();
+  f->glib = iops_glib_iops_new (f->context);
+  f->iops = IOPS_IOPS (f->glib);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  f->iops = NULL;
+  g_clear_object (&f->glib);
+  while (g_main_context_iteration (f->context, FALSE))
+    ;
+  g_main_context_unref (f->context);
+}
+
+static void
+watch (IopsIOPS       *iops,
+       TestIOEvent    *event,
+       IopsEventFlags  flags)
+{
+  iops_iops_update_event (iops, IOPS_IO_EVENT (event), IOPS_EVACTION_WATCH, flags);
+}
+
+static void
+arm (IopsIOPS       *iops,
+     TestTimerEvent *timer,
+     gint64          usecs)
+{
+  iops_iops_update_timer (iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, usecs);
+}
+
+static void
+close_pair (int fds[2])
+{
+  close (fds[0]);
+  close (fds[1]);
+}
+
+/* -- a safety net for start_watching ------------------------------------ */
+
+typedef struct
+{
+  gpointer iops;      /* weak: a test may drop the IOPS while it runs */
+  gboolean expired;
+} Guard;
+
+static gboolean
+guard_expired (gpointer data)
+{
+  Guard *guard = data;
+
+  guard->expired = TRUE;
+  if (guard->iops != NULL)
+    iops_iops_stop_watching (guard->iops);
+  return G_SOURCE_CONTINUE;  /* and again for any outer level */
+}
+
+/* Runs start_watching on @iops; returns TRUE if it returned by itself,
+ * FALSE if it had to be stopped after TEST_DEADLINE_MS. */
+static gboolean
+start_watching_bounded (GMainContext *context,
+                        IopsIOPS     *iops)
+{
+  Guard guard = { iops, FALSE };
+  GSource *source = g_timeout_source_new (TEST_DEADLINE_MS);
+
+  g_object_add_weak_pointer (G_OBJECT (iops), &guard.iops);
+  g_source_set_callback (source, guard_expired, &guard, NULL);
+  g_source_attach (source, context);
+
+  iops_iops_start_watching (iops);
+
+  g_source_destroy (source);
+  g_source_unref (source);
+  if (guard.iops != NULL)
+    g_object_remove_weak_pointer (G_OBJECT (guard.iops), &guard.iops);
+  return !guard.expired;
+}
+
+/* -- small hooks ------------------------------------------------------- */
+
+static void
+timer_flag_hook (TestTimerEvent *timer,
+                 gpointer        data)
+{
+  *(gboolean *) data = TRUE;
+}
+
+static void
+io_flag_hook (TestIOEvent    *event,
+              IopsEventFlags  ready,
+              gpointer        data)
+{
+  *(gboolean *) data = TRUE;
+}
+
+static TestTimerEvent *
+flag_timer_new (gboolean *flag)
+{
+  TestTimerEvent *timer = test_timer_event_new ();
+
+  *flag = FALSE;
+  timer->hook = timer_flag_hook;
+  timer->hook_data = flag;
+  return timer;
+}
+
+static TestIOEvent *
+flag_io_new (int       fd,
+             gboolean *flag)
+{
+  TestIOEvent *event = test_io_event_new (fd);
+
+  *flag = FALSE;
+  event->hook = io_flag_hook;
+  event->hook_data = flag;
+  return event;
+}
+
+static void
+attach_idle (GMainContext *context,
+             GSourceFunc   func,
+             gpointer      data)
+{
+  GSource *idle = g_idle_source_new ();
+
+  g_source_set_callback (idle, func, data, NULL);
+  g_source_attach (idle, context);
+  g_source_unref (idle);
+}
+
+/* -- rule 8: start_watching --------------------------------------------- */
+
+static void
+test_returns_when_nothing_armed (Fixture       *f,
+                                 gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+
+  /* Registered but disarmed events do not count as armed. */
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  watch (f->iops, event, IOPS_READ_EVENT);
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_UNWATCH, 0);
+  arm (f->iops, timer, 60 * G_USEC_PER_SEC);
+  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_UNWATCH, 0);
+
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+  g_assert_cmpuint (timer->n_fired, ==, 0);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+typedef struct
+{
+  IopsIOPS *iops;
+  guint     target;
+  guint     n;
+} Rearm;
+
+static void
+rearm_timer_hook (TestTimerEvent *timer,
+                  gpointer        data)
+{
+  Rearm *rearm = data;
+
+  if (++rearm->n < rearm->target)
+    arm (rearm->iops, timer, 100);
+}
+
+static void
+test_returns_when_last_delivered (Fixture       *f,
+                                  gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  Rearm rearm = { f->iops, 5, 0 };
+
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  timer->hook = rearm_timer_hook;
+  timer->hook_data = &rearm;
+
+  /* The socket is writable at once; the timer re-arms itself four times.
+   * start_watching must neither return before the last delivery nor stay
+   * after it. */
+  watch (f->iops, event, IOPS_WRITE_EVENT);
+  arm (f->iops, timer, 100);
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+
+  g_assert_cmpuint (event->n_w, ==, 1);
+  g_assert_cmpuint (test_io_event_total (event), ==, 1);
+  g_assert_cmpuint (timer->n_fired, ==, rearm.target);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+typedef struct
+{
+  IopsIOPS       *iops;
+  TestIOEvent    *event;
+  TestTimerEvent *timer;
+  gboolean        unwatched;
+  gboolean        cleaned_up;
+} Disarmer;
+
+static gboolean
+idle_unwatch (gpointer data)
+{
+  Disarmer *disarmer = data;
+
+  iops_iops_update_event (disarmer->iops, IOPS_IO_EVENT (disarmer->event),
+                          IOPS_EVACTION_UNWATCH, 0);
+  disarmer->unwatched = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+timeout_cleanup (gpointer data)
+{
+  Disarmer *disarmer = data;
+
+  iops_iops_update_timer (disarmer->iops, IOPS_TIMER_EVENT (disarmer->timer),
+                          IOPS_EVACTION_CLEANUP, 0);
+  disarmer->cleaned_up = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_returns_when_disarmed_by_other_source (Fixture       *f,
+                                            gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  Disarmer disarmer = { f->iops, NULL, timer, FALSE, FALSE };
+  GSource *idle = g_idle_source_new ();
+  GSource *timeout = g_timeout_source_new (5);
+
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  disarmer.event = event;
+
+  /* Neither would ever be delivered within the test: nothing is written,
+   * and a minute is beyond the deadline. */
+  watch (f->iops, event, IOPS_READ_EVENT);
+  arm (f->iops, timer, 60 * G_USEC_PER_SEC);
+
+  g_source_set_callback (idle, idle_unwatch, &disarmer, NULL);
+  g_source_attach (idle, f->context);
+  g_source_set_callback (timeout, timeout_cleanup, &disarmer, NULL);
+  g_source_attach (timeout, f->context);
+
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  /* Not before both were disarmed. */
+  g_assert_true (disarmer.unwatched);
+  g_assert_true (disarmer.cleaned_up);
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+  g_assert_cmpuint (timer->n_fired, ==, 0);
+
+  g_source_destroy (idle);
+  g_source_unref (idle);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+static void
+disarm_others_hook (TestTimerEvent *timer,
+                    gpointer        data)
+{
+  Disarmer *disarmer = data;
+
+  idle_unwatch (disarmer);
+  timeout_cleanup (disarmer);
+}
+
+static void
+test_returns_when_disarmed_by_event_callback (Fixture       *f,
+                                              gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  g_autoptr(TestTimerEvent) trigger = test_timer_event_new ();
+  Disarmer disarmer = { f->iops, NULL, timer, FALSE, FALSE };
+
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  disarmer.event = event;
+  trigger->hook = disarm_others_hook;
+  trigger->hook_data = &disarmer;
+
+  watch (f->iops, event, IOPS_READ_EVENT);
+  arm (f->iops, timer, 60 * G_USEC_PER_SEC);
+  arm (f->iops, trigger, 1000);
+
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  g_assert_cmpuint (trigger->n_fired, ==, 1);
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+  g_assert_cmpuint (timer->n_fired, ==, 0);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+static void
+stop_hook (TestTimerEvent *timer,
+           gpointer        data)
+{
+  iops_iops_stop_watching (data);
+}
+
+static void
+test_stop_from_callback (Fixture       *f,
+                         gconstpointer  data)
+{
+  int fds[2];
+  gboolean read_ready;
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) stopper = test_timer_event_new ();
+
+  test_socketpair (fds);
+  event = flag_io_new (fds[0], &read_ready);
+  stopper->hook = stop_hook;
+  stopper->hook_data = f->iops;
+
+  watch (f->iops, event, IOPS_READ_EVENT);
+  arm (f->iops, stopper, 1000);
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  g_assert_cmpuint (stopper->n_fired, ==, 1);
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+
+  /* Stopping is not disarming: the watch is still there. */
+  g_assert_cmpint (write (fds[1], "x", 1), ==, 1);
+  g_assert_true (test_iterate_until (f->context, &read_ready, TEST_DEADLINE_MS));
+  g_assert_cmpuint (event->n_r, ==, 1);
+
+  close_pair (fds);
+}
+
+static gboolean
+idle_stop (gpointer data)
+{
+  iops_iops_stop_watching (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_stop_not_remembered (Fixture       *f,
+                          gconstpointer  data)
+{
+  gboolean fired;
+  g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
+
+  /* Nothing running: from the test itself, and from a plain iteration. */
+  iops_iops_stop_watching (f->iops);
+  iops_iops_stop_watching (f->iops);
+  attach_idle (f->context, idle_stop, f->iops);
+  while (g_main_context_iteration (f->context, FALSE))
+    ;
+
+  arm (f->iops, timer, 20000);
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  /* It ran until the timer fired instead of returning at once. */
+  g_assert_true (fired);
+  g_assert_cmpuint (timer->n_fired, ==, 1);
+}
+
+typedef struct
+{
+  IopsIOPS *iops;
+  GMutex    lock;
+  GCond     cond;
+  gboolean  running;
+} ThreadStop;
+
+static gboolean
+signal_running (gpointer data)
+{
+  ThreadStop *ts = data;
+
+  g_mutex_lock (&ts->lock);
+  ts->running = TRUE;
+  g_cond_signal (&ts->cond);
+  g_mutex_unlock (&ts->lock);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+stop_thread (gpointer data)
+{
+  ThreadStop *ts = data;
+
+  g_mutex_lock (&ts->lock);
+  while (!ts->running)
+    g_cond_wait (&ts->cond, &ts->lock);
+  g_mutex_unlock (&ts->lock);
+
+  iops_iops_stop_watching (ts->iops);
+  return NULL;
+}
+
+static void
+test_stop_from_other_thread (Fixture       *f,
+                             gconstpointer  data)
+{
+  int fds[2];
+  gboolean read_ready;
+  g_autoptr(TestIOEvent) event = NULL;
+  ThreadStop ts = { .iops = f->iops };
+  GThread *thread;
+
+  g_mutex_init (&ts.lock);
+  g_cond_init (&ts.cond);
+  test_socketpair (fds);
+  event = flag_io_new (fds[0], &read_ready);
+
+  /* Nothing will ever be written: the loop can only block in poll. The
+   * idle runs inside start_watching, so the thread stops a running level. */
+  watch (f->iops, event, IOPS_READ_EVENT);
+  thread = g_thread_new ("stopper", stop_thread, &ts);
+  attach_idle (f->context, signal_running, &ts);
+
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  g_thread_join (thread);
+  g_assert_true (ts.running);
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+
+  /* Still armed. */
+  g_assert_cmpint (write (fds[1], "x", 1), ==, 1);
+  g_assert_true (test_iterate_until (f->context, &read_ready, TEST_DEADLINE_MS));
+  g_assert_cmpuint (event->n_r, ==, 1);
+
+  g_mutex_clear (&ts.lock);
+  g_cond_clear (&ts.cond);
+  close_pair (fds);
+}
+
+/* Nesting: which level each callback ran in. */
+typedef struct
+{
+  IopsIOPS       *iops;
+  guint           depth;           /* running start_watching levels */
+  guint           fired_depth[4];
+  guint           n;
+  gboolean        nested_returned;
+  guint           other_depth;
+  gboolean        other_after_nested;
+  TestIOEvent    *unwatch_me;
+  GMainContext   *context;
+  TestTimerEvent *other;
+} Nest;
+
+static void
+nest_timer_hook (TestTimerEvent *timer,
+                 gpointer        data)
+{
+  Nest *nest = data;
+  guint n = nest->n++;
+
+  nest->fired_depth[n] = nest->depth;
+  if (n == 0)
+    {
+      /* Re-arm the event whose callback this is, then nest. */
+      arm (nest->iops, timer, 0);
+      nest->depth++;
+      iops_iops_start_watching (nest->iops);
+      nest->depth--;
+      nest->nested_returned = TRUE;
+      /* Due now: only a level that is still running delivers it. */
+      arm (nest->iops, nest->other, 0);
+    }
+  else if (n == 1)
+    {
+      iops_iops_stop_watching (nest->iops);
+    }
+}
+
+static void
+nest_other_hook (TestTimerEvent *timer,
+                 gpointer        data)
+{
+  Nest *nest = data;
+
+  nest->other_depth = nest->depth;
+  nest->other_after_nested = nest->nested_returned;
+}
+
+static void
+test_nested_timer (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  g_autoptr(TestTimerEvent) other = test_timer_event_new ();
+  Nest nest = { .iops = f->iops, .other = other };
+
+  timer->hook = nest_timer_hook;
+  timer->hook_data = &nest;
+  other->hook = nest_other_hook;
+  other->hook_data = &nest;
+
+  arm (f->iops, timer, 0);
+  /* Keeps both levels running until the inner one is stopped. */
+  arm (f->iops, other, 60 * G_USEC_PER_SEC);
+
+  nest.depth = 1;
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  nest.depth = 0;
+
+  g_assert_cmpuint (timer->n_fired, ==, 2);
+  g_assert_cmpuint (nest.fired_depth[0], ==, 1);
+  g_assert_cmpuint (nest.fired_depth[1], ==, 2);
+  g_assert_true (nest.nested_returned);
+  /* stop_watching ended only the inner level: the outer one went on. */
+  g_assert_cmpuint (other->n_fired, ==, 1);
+  g_assert_cmpuint (nest.other_depth, ==, 1);
+  g_assert_true (nest.other_after_nested);
+}
+
+static void
+nest_io_hook (TestIOEvent    *event,
+              IopsEventFlags  ready,
+              gpointer        data)
+{
+  Nest *nest = data;
+  guint n = nest->n++;
+
+  nest->fired_depth[n] = nest->depth;
+  if (n == 0)
+    {
+      watch (nest->iops, event, IOPS_WRITE_EVENT);
+      nest->depth++;
+      iops_iops_start_watching (nest->iops);
+      nest->depth--;
+      nest->nested_returned = TRUE;
+    }
+}
+
+static void
+test_nested_watch (Fixture       *f,
+                   gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  Nest nest = { .iops = f->iops };
+
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  event->hook = nest_io_hook;
+  event->hook_data = &nest;
+
+  /* Second delivery inside the nested level, not re-armed: nothing is
+   * armed, so both levels return by themselves. */
+  watch (f->iops, event, IOPS_WRITE_EVENT);
+  nest.depth = 1;
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  nest.depth = 0;
+
+  g_assert_cmpuint (event->n_w, ==, 2);
+  g_assert_cmpuint (test_io_event_total (event), ==, 2);
+  g_assert_cmpuint (nest.fired_depth[0], ==, 1);
+  g_assert_cmpuint (nest.fired_depth[1], ==, 2);
+  g_assert_true (nest.nested_returned);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+static gboolean
+idle_unwatch_nested (gpointer data)
+{
+  Nest *nest = data;
+
+  iops_iops_update_event (nest->iops, IOPS_IO_EVENT (nest->unwatch_me),
+                          IOPS_EVACTION_UNWATCH, 0);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+nest_then_idle_hook (TestTimerEvent *timer,
+                     gpointer        data)
+{
+  Nest *nest = data;
+
+  GSource *idle = g_idle_source_new ();
+
+  nest->fired_depth[nest->n++] = nest->depth;
+  g_source_set_callback (idle, idle_unwatch_nested, nest, NULL);
+  g_source_attach (idle, nest->context);
+  g_source_unref (idle);
+  nest->depth++;
+  iops_iops_start_watching (nest->iops);
+  nest->depth--;
+  nest->nested_returned = TRUE;
+}
+
+static void
+test_nested_all_return (Fixture       *f,
+                        gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  Nest nest = { .iops = f->iops, .context = f->context };
+
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  nest.unwatch_me = event;
+  timer->hook = nest_then_idle_hook;
+  timer->hook_data = &nest;
+
+  /* The watch never becomes ready; an idle source unwatches it from inside
+   * the nested level, after which nothing is armed: every level returns. */
+  watch (f->iops, event, IOPS_READ_EVENT);
+  arm (f->iops, timer, 0);
+  nest.depth = 1;
+  g_assert_true (start_watching_bounded (f->context, f->iops));
+  nest.depth = 0;
+
+  g_assert_true (nest.nested_returned);
+  g_assert_cmpuint (nest.fired_depth[0], ==, 1);
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+typedef struct
+{
+  Fixture        *f;
+  GMainLoop      *loop;
+  gboolean        returned;
+  guint           depth;
+  guint           fired_depth;
+  TestTimerEvent *timer;
+} AppLoop;
+
+static void
+app_timer_hook (TestTimerEvent *timer,
+                gpointer        data)
+{
+  AppLoop *app = data;
+
+  app->fired_depth = app->depth;
+}
+
+static gboolean
+app_idle (gpointer data)
+{
+  AppLoop *app = data;
+
+  /* Like a GTK handler that runs a consumer's blocking call. */
+  arm (app->f->iops, app->timer, 1000);
+  app->depth++;
+  app->returned = start_watching_bounded (app->f->context, app->f->iops);
+  app->depth--;
+  g_main_loop_quit (app->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_nested_in_application_loop (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  AppLoop app = { f, g_main_loop_new (f->context, FALSE), FALSE, 0, 0, timer };
+  GSource *idle = g_idle_source_new ();
+
+  timer->hook = app_timer_hook;
+  timer->hook_data = &app;
+
+  g_source_set_callback (idle, app_idle, &app, NULL);
+  g_source_attach (idle, f->context);
+  g_main_loop_run (app.loop);
+
+  g_assert_true (app.returned);
+  g_assert_cmpuint (timer->n_fired, ==, 1);
+  g_assert_cmpuint (app.fired_depth, ==, 1);
+
+  g_source_unref (idle);
+  g_main_loop_unref (app.loop);
+}
+
+/* -- rule 9: any loop delivers ------------------------------------------ */
+
+typedef struct
+{
+  IopsIOPS  *iops;
+  GMainLoop *loop;
+  guint      ticks;
+  guint      io;
+  gboolean   done;
+} AnyLoop;
+
+static void
+any_loop_check (AnyLoop *any)
+{
+  any->done = any->ticks == 3 && any->io == 1;
+  if (any->done && any->loop != NULL)
+    g_main_loop_quit (any->loop);
+}
+
+static void
+any_timer_hook (TestTimerEvent *timer,
+                gpointer        data)
+{
+  AnyLoop *any = data;
+
+  if (++any->ticks < 3)
+    arm (any->iops, timer, 500);
+  any_loop_check (any);
+}
+
+static void
+any_io_hook (TestIOEvent    *event,
+             IopsEventFlags  ready,
+             gpointer        data)
+{
+  AnyLoop *any = data;
+
+  any->io++;
+  any_loop_check (any);
+}
+
+static void
+any_loop_prepare (Fixture         *f,
+                  AnyLoop         *any,
+                  int              fds[2],
+                  TestIOEvent    **event,
+                  TestTimerEvent **timer)
+{
+  test_socketpair (fds);
+  *event = test_io_event_new (fds[0]);
+  (*event)->hook = any_io_hook;
+  (*event)->hook_data = any;
+  *timer = test_timer_event_new ();
+  (*timer)->hook = any_timer_hook;
+  (*timer)->hook_data = any;
+
+  watch (f->iops, *event, IOPS_WRITE_EVENT);
+  arm (f->iops, *timer, 500);
+}
+
+static void
+test_any_loop_iteration (Fixture       *f,
+                         gconstpointer  data)
+{
+  AnyLoop any = { f->iops, NULL, 0, 0, FALSE };
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) timer = NULL;
+
+  any_loop_prepare (f, &any, fds, &event, &timer);
+  g_assert_true (test_iterate_until (f->context, &any.done, TEST_DEADLINE_MS));
+  g_assert_cmpuint (timer->n_fired, ==, 3);
+  g_assert_cmpuint (event->n_w, ==, 1);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+static gboolean
+quit_expired (gpointer data)
+{
+  AnyLoop *any = data;
+
+  g_main_loop_quit (any->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_any_loop_main_loop (Fixture       *f,
+                         gconstpointer  data)
+{
+  AnyLoop any = { f->iops, g_main_loop_new (f->context, FALSE), 0, 0, FALSE };
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  g_autoptr(TestTimerEvent) timer = NULL;
+  GSource *deadline = g_timeout_source_new (TEST_DEADLINE_MS);
+
+  g_source_set_callback (deadline, quit_expired, &any, NULL);
+  g_source_attach (deadline, f->context);
+  any_loop_prepare (f, &any, fds, &event, &timer);
+
+  g_main_loop_run (any.loop);
+  g_assert_true (any.done);
+  g_assert_cmpuint (timer->n_fired, ==, 3);
+  g_assert_cmpuint (event->n_w, ==, 1);
+
+  g_source_destroy (deadline);
+  g_source_unref (deadline);
+  g_main_loop_unref (any.loop);
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+/* -- NULL context ------------------------------------------------------- */
+
+static void
+test_null_context_thread_default (void)
+{
+  GMainContext *context = g_main_context_new ();
+  IopsGLibIOPS *glib;
+  GMainContext *property = NULL;
+  gboolean fired;
+  g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
+
+  g_main_context_push_thread_default (context);
+  glib = iops_glib_iops_new (NULL);
+  /* Captured at construction, not looked up later. */
+  g_main_context_pop_thread_default (context);
+
+  g_assert_true (iops_glib_iops_get_context (glib) == context);
+  g_object_get (glib, "context", &property, NULL);
+  g_assert_true (property == context);
+  g_main_context_unref (property);
+
+  arm (IOPS_IOPS (glib), timer, 100);
+  g_assert_true (test_iterate_until (context, &fired, TEST_DEADLINE_MS));
+  g_assert_cmpuint (timer->n_fired, ==, 1);
+
+  g_object_unref (glib);
+  g_main_context_unref (context);
+}
+
+static void
+test_null_context_global_default (void)
+{
+  g_autoptr(IopsGLibIOPS) glib = iops_glib_iops_new (NULL);
+  gboolean fired;
+  g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
+
+  g_assert_true (iops_glib_iops_get_context (glib) == g_main_context_default ());
+
+  arm (IOPS_IOPS (glib), timer, 100);
+  g_assert_true (test_iterate_until (g_main_context_default (), &fired, TEST_DEADLINE_MS));
+  g_assert_cmpuint (timer->n_fired, ==, 1);
+}
+
+/* -- rule 10: independent IOPS in threads -------------------------------- */
+
+#define PING_PONGS 200
+#define TICKS      50
+
+typedef struct
+{
+  GMutex lock;
+  GCond  cond;
+  guint  waiting;
+} Barrier;
+
+static void
+barrier_wait (Barrier *barrier,
+              guint    n)
+{
+  g_mutex_lock (&barrier->lock);
+  if (++barrier->waiting == n)
+    g_cond_broadcast (&barrier->cond);
+  while (barrier->waiting < n)
+    g_cond_wait (&barrier->cond, &barrier->lock);
+  g_mutex_unlock (&barrier->lock);
+}
+
+typedef struct
+{
+  Barrier        *barrier;
+  GMainContext   *context;
+  IopsIOPS       *iops;
+  gboolean        own_context;
+  int             fds[2];
+  guint           pings, pongs, ticks;
+  guint           io_errors;
+  gint64          tick_armed_at;
+  gint64          shortest_tick;
+  gboolean        returned;
+} Side;
+
+static void
+ping_hook (TestIOEvent    *event,
+           IopsEventFlags  ready,
+           gpointer        data)
+{
+  Side *side = data;
+  char c;
+
+  if (read (side->fds[0], &c, 1) != 1 || write (side->fds[0], "p", 1) != 1)
+    side->io_errors++;
+  if (++side->pings < PING_PONGS)
+    watch (side->iops, event, IOPS_READ_EVENT);
+}
+
+static void
+pong_hook (TestIOEvent    *event,
+           IopsEventFlags  ready,
+           gpointer        data)
+{
+  Side *side = data;
+  char c;
+
+  if (read (side->fds[1], &c, 1) != 1)
+    side->io_errors++;
+  if (++side->pongs < PING_PONGS)
+    {
+      if (write (side->fds[1], "q", 1) != 1)
+        side->io_errors++;
+      watch (side->iops, event, IOPS_READ_EVENT);
+    }
+}
+
+static void
+tick_hook (TestTimerEvent *timer,
+           gpointer        data)
+{
+  Side *side = data;
+
+  side->shortest_tick = MIN (side->shortest_tick, timer->fired_at - side->tick_armed_at);
+  if (++side->ticks < TICKS)
+    {
+      side->tick_armed_at = g_get_monotonic_time ();
+      arm (side->iops, timer, 200);
+    }
+}
+
+static gpointer
+side_thread (gpointer data)
+{
+  Side *side = data;
+  IopsGLibIOPS *glib;
+  TestIOEvent *ping, *pong;
+  TestTimerEvent *tick;
+
+  side->context = g_main_context_new ();
+  g_main_context_push_thread_default (side->context);
+  glib = iops_glib_iops_new (NULL);
+  side->own_context = iops_glib_iops_get_context (glib) == side->context;
+  side->iops = IOPS_IOPS (glib);
+
+  test_socketpair (side->fds);
+  ping = test_io_event_new (side->fds[0]);
+  ping->hook = ping_hook;
+  ping->hook_data = side;
+  pong = test_io_event_new (side->fds[1]);
+  pong->hook = pong_hook;
+  pong->hook_data = side;
+  tick = test_timer_event_new ();
+  tick->hook = tick_hook;
+  tick->hook_data = side;
+
+  watch (side->iops, ping, IOPS_READ_EVENT);
+  watch (side->iops, pong, IOPS_READ_EVENT);
+  side->tick_armed_at = g_get_monotonic_time ();
+  arm (side->iops, tick, 200);
+  if (write (side->fds[1], "q", 1) != 1)
+    side->io_errors++;
+
+  /* Both threads run their loops at the same time. */
+  barrier_wait (side->barrier, 2);
+  side->returned = start_watching_bounded (side->context, side->iops);
+
+  iops_iops_update_event (side->iops, IOPS_IO_EVENT (ping), IOPS_EVACTION_CLEANUP, 0);
+  iops_iops_update_event (side->iops, IOPS_IO_EVENT (pong), IOPS_EVACTION_CLEANUP, 0);
+  iops_iops_update_timer (side->iops, IOPS_TIMER_EVENT (tick), IOPS_EVACTION_CLEANUP, 0);
+  g_object_unref (ping);
+  g_object_unref (pong);
+  g_object_unref (tick);
+  g_object_unref (glib);
+  close_pair (side->fds);
+  g_main_context_pop_thread_default (side->context);
+  g_main_context_unref (side->context);
+  return NULL;
+}
+
+static void
+test_threads_independent (void)
+{
+  Barrier barrier = { 0 };
+  Side sides[2] = { { 0 } };
+  GThread *threads[2];
+
+  g_mutex_init (&barrier.lock);
+  g_cond_init (&barrier.cond);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      sides[i].barrier = &barrier;
+      sides[i].shortest_tick = G_MAXINT64;
+      threads[i] = g_thread_new ("side", side_thread, &sides[i]);
+    }
+  for (guint i = 0; i < 2; i++)
+    g_thread_join (threads[i]);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      g_assert_true (sides[i].own_context);
+      g_assert_true (sides[i].returned);
+      g_assert_cmpuint (sides[i].io_errors, ==, 0);
+      g_assert_cmpuint (sides[i].pings, ==, PING_PONGS);
+      g_assert_cmpuint (sides[i].pongs, ==, PING_PONGS);
+      g_assert_cmpuint (sides[i].ticks, ==, TICKS);
+      g_assert_cmpint (sides[i].shortest_tick, >=, 200);
+    }
+
+  g_mutex_clear (&barrier.lock);
+  g_cond_clear (&barrier.cond);
+}
+
+/* -- rule 11: disposal -------------------------------------------------- */
+
+/* Two fd watches, two timers: one of each ready at once, one later. */
+typedef struct
+{
+  int             fds[2];
+  TestIOEvent    *ready_now;     /* fds[0] for WRITE: writable at once */
+  TestIOEvent    *ready_later;   /* fds[1] for READ: when fds[0] writes */
+  TestTimerEvent *due_now;
+  TestTimerEvent *due_later;
+  gpointer        alive[4];
+} Armed;
+
+static void
+armed_init (Armed    *armed,
+            IopsIOPS *iops)
+{
+  GObject *objects[4];
+
+  test_socketpair (armed->fds);
+  armed->ready_now = test_io_event_new (armed->fds[0]);
+  armed->ready_later = test_io_event_new (armed->fds[1]);
+  armed->due_now = test_timer_event_new ();
+  armed->due_later = test_timer_event_new ();
+
+  objects[0] = G_OBJECT (armed->ready_now);
+  objects[1] = G_OBJECT (armed->ready_later);
+  objects[2] = G_OBJECT (armed->due_now);
+  objects[3] = G_OBJECT (armed->due_later);
+  for (guint i = 0; i < 4; i++)
+    {
+      armed->alive[i] = objects[i];
+      g_object_add_weak_pointer (objects[i], &armed->alive[i]);
+    }
+
+  watch (iops, armed->ready_now, IOPS_WRITE_EVENT);
+  watch (iops, armed->ready_later, IOPS_READ_EVENT);
+  arm (iops, armed->due_now, 0);
+  arm (iops, armed->due_later, 5000);
+}
+
+static guint
+armed_callbacks (Armed *armed)
+{
+  return test_io_event_total (armed->ready_now) +
+         test_io_event_total (armed->ready_later) +
+         armed->due_now->n_fired + armed->due_later->n_fired;
+}
+
+/* Drops the test's own references. */
+static void
+armed_unref (Armed *armed)
+{
+  g_clear_object (&armed->ready_now);
+  g_clear_object (&armed->ready_later);
+  g_clear_object (&armed->due_now);
+  g_clear_object (&armed->due_later);
+}
+
+static void
+armed_assert_finalized (Armed *armed)
+{
+  for (guint i = 0; i < 4; i++)
+    g_assert_null (armed->alive[i]);
+}
+
+static void
+test_dispose_no_callback (Fixture       *f,
+                          gconstpointer  data)
+{
+  Armed armed;
+
+  armed_init (&armed, f->iops);
+  f->iops = NULL;
+  g_clear_object (&f->glib);
+
+  /* Everything that was armed becomes ready or due now. */
+  g_assert_cmpint (write (armed.fds[0], "x", 1), ==, 1);
+  test_iterate_for (f->context, 30);
+  g_assert_cmpuint (armed_callbacks (&armed), ==, 0);
+
+  /* The IOPS kept no reference: ours were the last. */
+  for (guint i = 0; i < 4; i++)
+    g_assert_nonnull (armed.alive[i]);
+  armed_unref (&armed);
+  armed_assert_finalized (&armed);
+  close_pair (armed.fds);
+}
+
+static void
+test_dispose_releases_references (Fixture       *f,
+                                  gconstpointer  data)
+{
+  Armed armed;
+  g_autoptr(TestTimerEvent) disarmed = test_timer_event_new ();
+  gpointer disarmed_alive = disarmed;
+
+  g_object_add_weak_pointer (G_OBJECT (disarmed), &disarmed_alive);
+  armed_init (&armed, f->iops);
+  /* Registered, then disarmed: the IOPS knows it but holds no reference. */
+  arm (f->iops, disarmed, 60 * G_USEC_PER_SEC);
+  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (disarmed), IOPS_EVACTION_UNWATCH, 0);
+
+  /* Rule 6: armed events are kept alive by the IOPS alone. */
+  armed_unref (&armed);
+  for (guint i = 0; i < 4; i++)
+    g_assert_nonnull (armed.alive[i]);
+
+  f->iops = NULL;
+  g_clear_object (&f->glib);
+  armed_assert_finalized (&armed);
+
+  /* The disarmed one outlives the IOPS and is still usable. */
+  g_assert_nonnull (disarmed_alive);
+  g_clear_object (&disarmed);
+  g_assert_null (disarmed_alive);
+
+  test_iterate_for (f->context, 10);
+  close_pair (armed.fds);
+}
+
+static void
+test_dispose_events_reusable (Fixture       *f,
+                              gconstpointer  data)
+{
+  Armed armed;
+  IopsGLibIOPS *second;
+  gboolean ready_now, due_now;
+
+  armed_init (&armed, f->iops);
+  f->iops = NULL;
+  g_clear_object (&f->glib);
+
+  /* The events were registered with the disposed IOPS; they are fresh
+   * registrations for a new one. */
+  second = iops_glib_iops_new (f->context);
+  armed.ready_now->hook = io_flag_hook;
+  armed.ready_now->hook_data = &ready_now;
+  armed.due_now->hook = timer_flag_hook;
+  armed.due_now->hook_data = &due_now;
+  ready_now = due_now = FALSE;
+  watch (IOPS_IOPS (second), armed.ready_now, IOPS_WRITE_EVENT);
+  arm (IOPS_IOPS (second), armed.due_now, 0);
+
+  g_assert_true (test_iterate_until (f->context, &ready_now, TEST_DEADLINE_MS));
+  g_assert_true (test_iterate_until (f->context, &due_now, TEST_DEADLINE_MS));
+  g_assert_cmpuint (armed.ready_now->n_w, ==, 1);
+  g_assert_cmpuint (armed.due_now->n_fired, ==, 1);
+  g_assert_cmpuint (armed.ready_later->n_r, ==, 0);
+  g_assert_cmpuint (armed.due_later->n_fired, ==, 0);
+
+  iops_iops_update_event (IOPS_IOPS (second), IOPS_IO_EVENT (armed.ready_now),
+                          IOPS_EVACTION_CLEANUP, 0);
+  iops_iops_update_timer (IOPS_IOPS (second), IOPS_TIMER_EVENT (armed.due_now),
+                          IOPS_EVACTION_CLEANUP, 0);
+  g_object_unref (second);
+  armed_unref (&armed);
+  armed_assert_finalized (&armed);
+  close_pair (armed.fds);
+}
+
+typedef struct
+{
+  Fixture  *f;
+  Armed    *armed;
+  guint     at_drop;   /* callbacks of @armed up to the drop, this one included */
+  gpointer  glib_alive;
+  gboolean  dropped;
+} Dropper;
+
+static void
+drop_iops (Dropper *dropper)
+{
+  if (dropper->armed != NULL)
+    dropper->at_drop = armed_callbacks (dropper->armed);
+  dropper->f->iops = NULL;
+  g_clear_object (&dropper->f->glib);
+  dropper->dropped = TRUE;
+}
+
+static void
+drop_io_hook (TestIOEvent    *event,
+              IopsEventFlags  ready,
+              gpointer        data)
+{
+  drop_iops (data);
+}
+
+static void
+drop_timer_hook (TestTimerEvent *timer,
+                 gpointer        data)
+{
+  drop_iops (data);
+}
+
+static void
+dropper_init (Dropper *dropper,
+              Fixture *f,
+              Armed   *armed)
+{
+  dropper->f = f;
+  dropper->armed = armed;
+  dropper->at_drop = 0;
+  dropper->glib_alive = f->glib;
+  dropper->dropped = FALSE;
+  g_object_add_weak_pointer (G_OBJECT (f->glib), &dropper->glib_alive);
+}
+
+static void
+test_dispose_in_io_callback (Fixture       *f,
+                             gconstpointer  data)
+{
+  Armed armed;
+  Dropper dropper;
+
+  dropper_init (&dropper, f, &armed);
+  armed_init (&armed, f->iops);
+  armed.ready_now->hook = drop_io_hook;
+  armed.ready_now->hook_data = &dropper;
+
+  g_assert_true (test_iterate_until (f->context, &dropper.dropped, TEST_DEADLINE_MS));
+  g_assert_null (dropper.glib_alive);
+
+  /* Whatever was not delivered before the drop never is: not due_now if
+   * it was due in the same iteration, not ready_later once readable, not
+   * due_later. */
+  g_assert_cmpint (write (armed.fds[0], "x", 1), ==, 1);
+  test_iterate_for (f->context, 30);
+  g_assert_cmpuint (armed.ready_now->n_w, ==, 1);
+  g_assert_cmpuint (armed.ready_later->n_r, ==, 0);
+  g_assert_cmpuint (armed_callbacks (&armed), ==, dropper.at_drop);
+
+  armed_unref (&armed);
+  armed_assert_finalized (&armed);
+  close_pair (armed.fds);
+}
+
+static void
+test_dispose_in_timer_callback (Fixture       *f,
+                                gconstpointer  data)
+{
+  Armed armed;
+  Dropper dropper;
+  g_autoptr(TestTimerEvent) first = test_timer_event_new ();
+
+  dropper_init (&dropper, f, &armed);
+  first->hook = drop_timer_hook;
+  first->hook_data = &dropper;
+  /* Armed before the others: it fires first, and due_now (0 µs) is due in
+   * the same iteration when the IOPS goes away. */
+  arm (f->iops, first, 0);
+  armed_init (&armed, f->iops);
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (armed.ready_now),
+                          IOPS_EVACTION_UNWATCH, 0);
+
+  g_assert_true (test_iterate_until (f->context, &dropper.dropped, TEST_DEADLINE_MS));
+  g_assert_cmpuint (first->n_fired, ==, 1);
+
+  g_assert_cmpint (write (armed.fds[0], "x", 1), ==, 1);
+  test_iterate_for (f->context, 30);
+  g_assert_null (dropper.glib_alive);
+  g_assert_cmpuint (armed_callbacks (&armed), ==, 0);
+
+  armed_unref (&armed);
+  armed_assert_finalized (&armed);
+  close_pair (armed.fds);
+}
+
+static void
+test_dispose_in_callback_last_armed (Fixture       *f,
+                                     gconstpointer  data)
+{
+  Dropper dropper;
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  IopsIOPS *iops = f->iops;
+
+  dropper_init (&dropper, f, NULL);
+  timer->hook = drop_timer_hook;
+  timer->hook_data = &dropper;
+
+  /* The callback drops the last reference while start_watching runs; the
+   * call must return without touching a dead IOPS. */
+  arm (iops, timer, 100);
+  g_assert_true (start_watching_bounded (f->context, iops));
+  g_assert_true (dropper.dropped);
+  g_assert_cmpuint (timer->n_fired, ==, 1);
+  g_assert_null (dropper.glib_alive);
+}
+
+static void
+test_dispose_in_callback_while_watching (Fixture       *f,
+                                         gconstpointer  data)
+{
+  Armed armed;
+  Dropper dropper;
+  IopsIOPS *iops = f->iops;
+
+  dropper_init (&dropper, f, &armed);
+  armed_init (&armed, iops);
+  iops_iops_update_timer (iops, IOPS_TIMER_EVENT (armed.due_now), IOPS_EVACTION_WATCH,
+                          60 * G_USEC_PER_SEC);
+  armed.ready_now->hook = drop_io_hook;
+  armed.ready_now->hook_data = &dropper;
+
+  /* The consumer drops its last reference from a callback while other
+   * events are armed (rule 11: they are disarmed, nothing more is
+   * delivered); with nothing armed any more, start_watching returns
+   * (rule 8). */
+  g_assert_true (start_watching_bounded (f->context, iops));
+  g_assert_true (dropper.dropped);
+  g_assert_null (dropper.glib_alive);
+
+  g_assert_cmpint (write (armed.fds[0], "x", 1), ==, 1);
+  test_iterate_for (f->context, 30);
+  g_assert_cmpuint (armed.ready_later->n_r, ==, 0);
+  g_assert_cmpuint (armed.due_now->n_fired, ==, 0);
+  g_assert_cmpuint (armed_callbacks (&armed), ==, dropper.at_drop);
+
+  armed_unref (&armed);
+  armed_assert_finalized (&armed);
+  close_pair (armed.fds);
+}
+
+/* -- rule 13: properties ------------------------------------------------ */
+
+static void
+test_property_defaults (Fixture       *f,
+                        gconstpointer  data)
+{
+  GMainContext *context = NULL;
+  int priority = 42;
+  gboolean persistent = TRUE;
+
+  g_assert_cmpint (iops_glib_iops_get_priority (f->glib), ==, G_PRIORITY_DEFAULT);
+  g_assert_false (iops_glib_iops_get_persistent (f->glib));
+  g_assert_true (iops_glib_iops_get_context (f->glib) == f->context);
+
+  g_object_get (f->glib,
+                "context", &context,
+                "priority", &priority,
+                "persistent", &persistent,
+                NULL);
+  g_assert_true (context == f->context);
+  g_assert_cmpint (priority, ==, G_PRIORITY_DEFAULT);
+  g_assert_false (persistent);
+  g_main_context_unref (context);
+}
+
+typedef struct
+{
+  guint priority;
+  guint persistent;
+} Notifies;
+
+static void
+on_notify (GObject    *object,
+           GParamSpec *pspec,
+           gpointer    data)
+{
+  Notifies *notifies = data;
+
+  if (g_str_equal (pspec->name, "priority"))
+    notifies->priority++;
+  else if (g_str_equal (pspec->name, "persistent"))
+    notifies->persistent++;
+}
+
+static void
+test_property_notify (Fixture       *f,
+                      gconstpointer  data)
+{
+  Notifies notifies = { 0, 0 };
+  int priority;
+  gboolean persistent;
+
+  g_signal_connect (f->glib, "notify", G_CALLBACK (on_notify), &notifies);
+
+  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  g_assert_cmpuint (notifies.priority, ==, 1);
+  g_assert_cmpint (iops_glib_iops_get_priority (f->glib), ==, G_PRIORITY_LOW);
+  /* No change, no notification. */
+  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  g_assert_cmpuint (notifies.priority, ==, 1);
+  g_object_set (f->glib, "priority", G_PRIORITY_HIGH, NULL);
+  g_assert_cmpuint (notifies.priority, ==, 2);
+  g_object_set (f->glib, "priority", G_PRIORITY_HIGH, NULL);
+  g_assert_cmpuint (notifies.priority, ==, 2);
+  g_object_get (f->glib, "priority", &priority, NULL);
+  g_assert_cmpint (priority, ==, G_PRIORITY_HIGH);
+
+  iops_glib_iops_set_persistent (f->glib, TRUE);
+  g_assert_cmpuint (notifies.persistent, ==, 1);
+  g_assert_true (iops_glib_iops_get_persistent (f->glib));
+  iops_glib_iops_set_persistent (f->glib, TRUE);
+  g_assert_cmpuint (notifies.persistent, ==, 1);
+  g_object_set (f->glib, "persistent", FALSE, NULL);
+  g_assert_cmpuint (notifies.persistent, ==, 2);
+  g_object_set (f->glib, "persistent", FALSE, NULL);
+  g_assert_cmpuint (notifies.persistent, ==, 2);
+  g_object_get (f->glib, "persistent", &persistent, NULL);
+  g_assert_false (persistent);
+
+  /* Neither setter notifies the other property. */
+  g_assert_cmpuint (notifies.priority, ==, 2);
+}
+
+/* A G_PRIORITY_DEFAULT idle that is always ready starves every source of a
+ * lower priority, and runs side by side with sources of its own priority.
+ * That makes a source's priority observable without timing. */
+typedef struct
+{
+  Fixture        *f;
+  TestIOEvent    *event;
+  TestTimerEvent *timer;
+  guint           runs_after_first;
+  gboolean        busy;            /* the idle is still attached */
+  gboolean        first_while_busy;
+  gboolean        second_while_busy;
+  gboolean        done;
+} Busy;
+
+#define BUSY_RUNS_AFTER 50
+
+static guint
+busy_count (Busy *busy)
+{
+  return busy->event != NULL ? test_io_event_total (busy->event) : busy->timer->n_fired;
+}
+
+static gboolean
+busy_idle (gpointer data)
+{
+  Busy *busy = data;
+
+  if (busy_count (busy) == 0)
+    return G_SOURCE_CONTINUE;
+  if (++busy->runs_after_first < BUSY_RUNS_AFTER)
+    return G_SOURCE_CONTINUE;
+  busy->busy = FALSE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+busy_record (Busy *busy)
+{
+  if (busy_count (busy) == 1)
+    busy->first_while_busy = busy->busy;
+  else
+    {
+      busy->second_while_busy = busy->busy;
+      busy->done = TRUE;
+    }
+}
+
+static void
+busy_io_hook (TestIOEvent    *event,
+              IopsEventFlags  ready,
+              gpointer        data)
+{
+  Busy *busy = data;
+
+  busy_record (busy);
+  if (busy_count (busy) == 1)
+    watch (busy->f->iops, event, IOPS_WRITE_EVENT);
+}
+
+static void
+busy_timer_hook (TestTimerEvent *timer,
+                 gpointer        data)
+{
+  Busy *busy = data;
+
+  busy_record (busy);
+  if (busy_count (busy) == 1)
+    arm (busy->f->iops, timer, 0);
+}
+
+static GSource *
+busy_attach (Busy *busy)
+{
+  GSource *idle = g_idle_source_new ();
+
+  busy->busy = TRUE;
+  g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+  g_source_set_callback (idle, busy_idle, busy, NULL);
+  g_source_attach (idle, busy->f->context);
+  return idle;
+}
+
+static void
+busy_run (Busy *busy)
+{
+  GSource *idle = busy_attach (busy);
+
+  g_assert_true (test_iterate_until (busy->f->context, &busy->done, TEST_DEADLINE_MS));
+  g_source_destroy (idle);
+  g_source_unref (idle);
+
+  /* Armed at G_PRIORITY_DEFAULT: delivered alongside the busy idle. */
+  g_assert_true (busy->first_while_busy);
+  /* Re-armed after the change to G_PRIORITY_LOW: only once it is idle. */
+  g_assert_false (busy->second_while_busy);
+}
+
+static void
+test_priority_watch (Fixture       *f,
+                     gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  Busy busy = { .f = f };
+
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  event->hook = busy_io_hook;
+  event->hook_data = &busy;
+  busy.event = event;
+
+  watch (f->iops, event, IOPS_WRITE_EVENT);
+  /* Applies from the event's next WATCH, not to the armed one. */
+  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  busy_run (&busy);
+  g_assert_cmpuint (event->n_w, ==, 2);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+static void
+test_priority_timer (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  Busy busy = { .f = f };
+
+  timer->hook = busy_timer_hook;
+  timer->hook_data = &busy;
+  busy.timer = timer;
+
+  arm (f->iops, timer, 0);
+  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  busy_run (&busy);
+  g_assert_cmpuint (timer->n_fired, ==, 2);
+}
+
+typedef struct
+{
+  gboolean        busy;
+  TestTimerEvent *high;
+  TestTimerEvent *low;
+  gboolean        high_while_busy;
+  gboolean        low_while_busy;
+  gboolean        high_fired;
+  gboolean        low_fired;
+} TwoTimers;
+
+static gboolean
+always_continue (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+two_timers_hook (TestTimerEvent *timer,
+                 gpointer        data)
+{
+  TwoTimers *two = data;
+
+  if (timer == two->high)
+    {
+      two->high_while_busy = two->busy;
+      two->high_fired = TRUE;
+    }
+  else
+    {
+      two->low_while_busy = two->busy;
+      two->low_fired = TRUE;
+    }
+}
+
+static void
+test_priority_per_timer (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(TestTimerEvent) high = test_timer_event_new ();
+  g_autoptr(TestTimerEvent) low = test_timer_event_new ();
+  TwoTimers two = { .busy = TRUE, .high = high, .low = low };
+  GSource *idle = g_idle_source_new ();
+  guint busy_runs = 0;
+
+  high->hook = two_timers_hook;
+  high->hook_data = &two;
+  low->hook = two_timers_hook;
+  low->hook_data = &two;
+
+  /* Two armed timers with different priorities: each keeps the priority
+   * of its own latest WATCH. */
+  arm (f->iops, high, 0);
+  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  arm (f->iops, low, 0);
+
+  g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+  g_source_set_callback (idle, always_continue, NULL, NULL);
+  g_source_attach (idle, f->context);
+
+  g_assert_true (test_iterate_until (f->context, &two.high_fired, TEST_DEADLINE_MS));
+  /* Let the idle run on for a while with the low timer due. */
+  while (two.busy && busy_runs++ < BUSY_RUNS_AFTER)
+    g_main_context_iteration (f->context, FALSE);
+  g_source_destroy (idle);
+  g_source_unref (idle);
+  two.busy = FALSE;
+  g_assert_true (test_iterate_until (f->context, &two.low_fired, TEST_DEADLINE_MS));
+
+  g_assert_true (two.high_while_busy);
+  g_assert_false (two.low_while_busy);
+}
+
+typedef struct
+{
+  guint    target;
+  gboolean reached;
+} Count;
+
+static void
+count_hook (TestIOEvent    *event,
+            IopsEventFlags  ready,
+            gpointer        data)
+{
+  Count *count = data;
+
+  count->reached = test_io_event_total (event) >= count->target;
+}
+
+static void
+test_persistent_applies_from_next_watch (Fixture       *f,
+                                         gconstpointer  data)
+{
+  int fds[2];
+  g_autoptr(TestIOEvent) event = NULL;
+  Count count = { 1, FALSE };
+  guint n;
+
+  test_socketpair (fds);
+  event = test_io_event_new (fds[0]);
+  event->hook = count_hook;
+  event->hook_data = &count;
+
+  /* Armed one-shot; switching to persistent does not change that. */
+  watch (f->iops, event, IOPS_WRITE_EVENT);
+  iops_glib_iops_set_persistent (f->glib, TRUE);
+  g_assert_true (test_iterate_until (f->context, &count.reached, TEST_DEADLINE_MS));
+  test_iterate_for (f->context, 20);
+  g_assert_cmpuint (event->n_w, ==, 1);
+
+  /* The next WATCH is persistent: delivered again and again. */
+  watch (f->iops, event, IOPS_WRITE_EVENT);
+  count.target = 4;
+  count.reached = FALSE;
+  g_assert_true (test_iterate_until (f->context, &count.reached, TEST_DEADLINE_MS));
+
+  /* Switching back leaves the armed watch persistent ... */
+  iops_glib_iops_set_persistent (f->glib, FALSE);
+  count.target = test_io_event_total (event) + 3;
+  count.reached = FALSE;
+  g_assert_true (test_iterate_until (f->context, &count.reached, TEST_DEADLINE_MS));
+
+  /* ... until its next WATCH, which is one-shot again. */
+  watch (f->iops, event, IOPS_WRITE_EVENT);
+  n = test_io_event_total (event);
+  count.target = n + 1;
+  count.reached = FALSE;
+  g_assert_true (test_iterate_until (f->context, &count.reached, TEST_DEADLINE_MS));
+  test_iterate_for (f->context, 20);
+  g_assert_cmpuint (test_io_event_total (event), ==, n + 1);
+  g_assert_cmpuint (test_io_event_total (event), ==, event->n_w);
+
+  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  close_pair (fds);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) \
+  g_test_add ("/iops/glib/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+  ADD ("start-watching/returns-when-nothing-armed", test_returns_when_nothing_armed);
+  ADD ("start-watching/returns-when-last-delivered", test_returns_when_last_delivered);
+  ADD ("start-watching/returns-when-disarmed-by-other-source",
+       test_returns_when_disarmed_by_other_source);
+  ADD ("start-watching/returns-when-disarmed-by-event-callback",
+       test_returns_when_disarmed_by_event_callback);
+  ADD ("start-watching/stop-from-callback", test_stop_from_callback);
+  ADD ("start-watching/stop-not-remembered", test_stop_not_remembered);
+  ADD ("start-watching/stop-from-other-thread", test_stop_from_other_thread);
+  ADD ("start-watching/nested-timer", test_nested_timer);
+  ADD ("start-watching/nested-watch", test_nested_watch);
+  ADD ("start-watching/nested-all-return", test_nested_all_return);
+  ADD ("start-watching/nested-in-application-loop", test_nested_in_application_loop);
+  ADD ("any-loop/context-iteration", test_any_loop_iteration);
+  ADD ("any-loop/main-loop", test_any_loop_main_loop);
+  g_test_add_func ("/iops/glib/context/null-is-thread-default", test_null_context_thread_default);
+  g_test_add_func ("/iops/glib/context/null-is-global-default", test_null_context_global_default);
+  g_test_add_func ("/iops/glib/threads/independent", test_threads_independent);
+  ADD ("dispose/no-callback", test_dispose_no_callback);
+  ADD ("dispose/releases-references", test_dispose_releases_references);
+  ADD ("dispose/events-reusable", test_dispose_events_reusable);
+  ADD ("dispose/in-io-callback", test_dispose_in_io_callback);
+  ADD ("dispose/in-timer-callback", test_dispose_in_timer_callback);
+  ADD ("dispose/in-callback-last-armed", test_dispose_in_callback_last_armed);
+  ADD ("dispose/in-callback-while-watching", test_dispose_in_callback_while_watching);
+  ADD ("properties/defaults", test_property_defaults);
+  ADD ("properties/notify", test_property_notify);
+  ADD ("properties/priority-watch-from-next-watch", test_priority_watch);
+  ADD ("properties/priority-timer-from-next-watch", test_priority_timer);
+  ADD ("properties/priority-per-timer", test_priority_per_timer);
+  ADD ("properties/persistent-from-next-watch", test_persistent_applies_from_next_watch);
+
+#undef ADD
+
+  return g_test_run ();
+}
