@@ -85,7 +85,8 @@ struct _Lane
   EpollBackend *backend;
   int           priority;
   int           epfd;
-  gpointer      epfd_tag;
+  gpointer      epfd_tag;   /* polled only while n_kernel > 0 */
+  guint         n_kernel;   /* watches registered in the epoll set */
   GPtrArray    *direct;     /* EpollWatch *, polled as GPollFDs */
   GPtrArray    *by_fd;      /* EpollWatch * owning each fd's registration */
   guint64       check_serial;
@@ -143,6 +144,23 @@ watch_unref (EpollWatch *w)
 
 /* -- the epoll set ------------------------------------------------------ */
 
+/* The epoll fd is polled only while it holds registrations: with every
+ * watch hot, the poll covers exactly the fds that fire, as a hand-written
+ * source would. */
+static void
+set_in_epoll (EpollWatch *w,
+              Lane       *lane,
+              gboolean    in_epoll)
+{
+  if (w->in_epoll == (guint) in_epoll)
+    return;
+  w->in_epoll = in_epoll;
+  if (in_epoll && lane->n_kernel++ == 0)
+    lane->epfd_tag = g_source_add_unix_fd (&lane->source, lane->epfd, G_IO_IN);
+  else if (!in_epoll && --lane->n_kernel == 0)
+    g_source_remove_unix_fd (&lane->source, g_steal_pointer (&lane->epfd_tag));
+}
+
 static inline EpollWatch *
 lane_owner_of (Lane *lane,
                int   fd)
@@ -186,7 +204,7 @@ epoll_register (Lane       *lane,
   previous = lane_owner_of (lane, w->rfd);
   if (previous != NULL && previous != w)
     {
-      previous->in_epoll = FALSE;
+      set_in_epoll (previous, lane, FALSE);
       previous->kmask = 0;
       previous->kgen = 0;
       if (previous->tag == NULL)
@@ -209,7 +227,7 @@ epoll_forget (EpollWatch *w)
       epoll_ctl (w->lane->epfd, EPOLL_CTL_DEL, w->rfd, NULL);
       lane_set_owner (w->lane, w->rfd, NULL);
     }
-  w->in_epoll = FALSE;
+  set_in_epoll (w, w->lane, FALSE);
   w->kmask = 0;
   w->kgen = 0;
 }
@@ -248,7 +266,7 @@ lane_register (Lane       *lane,
   w->lane = lane;
   if (!hot && epoll_register (lane, w, EPOLL_CTL_ADD) == 0)
     {
-      w->in_epoll = TRUE;
+      set_in_epoll (w, lane, TRUE);
       return;
     }
   if (hot)
@@ -282,10 +300,11 @@ lane_rebuild (Lane *lane)
       g_warning ("epoll_create1: %s", g_strerror (errno));
       return;
     }
-  g_source_remove_unix_fd (&lane->source, lane->epfd_tag);
+  if (lane->epfd_tag != NULL)
+    g_source_remove_unix_fd (&lane->source, lane->epfd_tag);
   close (lane->epfd);
   lane->epfd = epfd;
-  lane->epfd_tag = g_source_add_unix_fd (&lane->source, epfd, G_IO_IN);
+  lane->epfd_tag = lane->n_kernel > 0 ? g_source_add_unix_fd (&lane->source, epfd, G_IO_IN) : NULL;
   g_ptr_array_set_size (lane->by_fd, 0);
 
   for (guint i = 0; i < b->slots->len; i++)
@@ -297,7 +316,7 @@ lane_rebuild (Lane *lane)
       if (epoll_register (lane, w, EPOLL_CTL_ADD) != 0)
         {
           /* Its fd is gone or was reused: let poll() report it. */
-          w->in_epoll = FALSE;
+          set_in_epoll (w, lane, FALSE);
           direct_add (lane, w);
         }
     }
@@ -516,7 +535,7 @@ lane_dispatch (GSource     *source,
         return G_SOURCE_REMOVE;
     }
 
-  if (g_source_query_unix_fd (source, lane->epfd_tag) != 0)
+  if (lane->epfd_tag != NULL && g_source_query_unix_fd (source, lane->epfd_tag) != 0)
     n = collect_epoll (lane, ready, n);
   n = collect_direct (lane, ready, n);
 
@@ -573,7 +592,6 @@ lane_get (EpollBackend *b,
   lane->epfd = epoll_create1 (EPOLL_CLOEXEC);
   if (lane->epfd < 0)
     g_error ("epoll_create1: %s", g_strerror (errno));
-  lane->epfd_tag = g_source_add_unix_fd (&lane->source, lane->epfd, G_IO_IN);
   g_source_set_static_name (&lane->source, "IopsGLibIOPS");
   g_source_set_priority (&lane->source, priority);
   /* A nested start_watching() from a callback keeps dispatching. */

@@ -26,8 +26,7 @@ typedef struct
   gpointer     tag;          /* our GPollFD in the poll set, or NULL */
   int          polled_fd;
   GIOCondition cond;         /* what the GPollFD asks for; 0 when suspended */
-  guint        armed_gen;    /* bumped by every arm ... */
-  guint        checked_gen;  /* ... and recorded when the poll is checked */
+  int          priority;     /* of the source, cached off the re-arm path */
 } WatchSource;
 
 typedef struct
@@ -68,17 +67,6 @@ watch_source_suspend (WatchSource *ws)
 }
 
 static gboolean
-watch_source_check (GSource *source)
-{
-  WatchSource *ws = (WatchSource *) source;
-
-  /* GLib itself reports the source ready when the fd polled ready; this
-   * only records which arm that poll answered. */
-  ws->checked_gen = ws->armed_gen;
-  return FALSE;
-}
-
-static gboolean
 watch_source_dispatch (GSource     *source,
                        GSourceFunc  callback,
                        gpointer     user_data)
@@ -91,11 +79,6 @@ watch_source_dispatch (GSource     *source,
 
   revents = g_source_query_unix_fd (source, ws->tag);
   if (revents == 0)
-    return G_SOURCE_CONTINUE;
-
-  /* Re-armed after the poll (rule 4: an UNWATCH+WATCH in between must not
-   * see the old readiness); the next poll will tell. */
-  if (ws->armed_gen != ws->checked_gen)
     return G_SOURCE_CONTINUE;
 
   if (ws->watch.flags == 0)
@@ -117,8 +100,10 @@ watch_source_dispatch (GSource     *source,
   return G_SOURCE_CONTINUE;
 }
 
+/* No check(): GLib reports the source ready when its GPollFD polled
+ * ready. An UNWATCH takes the GPollFD away, so readiness found before it is
+ * never delivered (rule 4); a WATCH adds a fresh one. */
 static GSourceFuncs watch_source_funcs = {
-  .check = watch_source_check,
   .dispatch = watch_source_dispatch,
 };
 
@@ -130,6 +115,7 @@ gsource_watch_new (IopsBackend *backend)
   WatchSource *ws = (WatchSource *) source;
 
   ws->polled_fd = -1;
+  ws->priority = g_source_get_priority (source);
   g_source_set_static_name (source, "IopsIOEvent");
   /* A nested start_watching() from a callback keeps dispatching this
    * source, and GLib does not rewrite its poll set around each dispatch. */
@@ -150,8 +136,11 @@ gsource_watch_arm (IopsBackend    *backend,
 
   if (ws->tag != NULL && ws->polled_fd != fd)
     watch_source_unpoll (ws);
-  if (g_source_get_priority (&ws->source) != priority)
-    g_source_set_priority (&ws->source, priority);
+  if (ws->priority != priority)
+    {
+      g_source_set_priority (&ws->source, priority);
+      ws->priority = priority;
+    }
 
   if (ws->tag == NULL)
     {
@@ -163,7 +152,6 @@ gsource_watch_arm (IopsBackend    *backend,
       g_source_modify_unix_fd (&ws->source, ws->tag, cond);
     }
   ws->cond = cond;
-  ws->armed_gen++;
 }
 
 static void

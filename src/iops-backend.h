@@ -18,11 +18,22 @@ typedef struct _IopsBackend IopsBackend;
 
 /* One fd watch registration. The backend allocates it inside a structure of
  * its own and the core fills it in. */
+/* The reference a one-shot delivery moved from the watch to its callback,
+ * on the stack of that delivery. A WATCH from inside the callback shares it
+ * instead of taking a new one, so the usual re-arm costs no atomics. */
+typedef struct _IopsLoan IopsLoan;
+struct _IopsLoan
+{
+  IopsLoan *outer;   /* an enclosing delivery of the same watch */
+  gboolean  shared;  /* the watch is armed again on this reference */
+};
+
 struct _IopsWatch
 {
   IopsWatch      *prev, *next;   /* the owner's list of registrations */
   IopsGLibIOPS   *owner;
   IopsIOEvent    *event;         /* strong reference while armed */
+  IopsLoan       *loan;          /* the innermost delivery running, or NULL */
   int             fd;            /* fd of the latest WATCH, -1 before */
   IopsEventFlags  flags;         /* armed flags, 0 when disarmed */
   guint           persistent : 1;

@@ -12,6 +12,11 @@ typedef struct _IopsWatch IopsWatch;
 typedef struct _IopsTimer IopsTimer;
 typedef struct _IopsTimerHeap IopsTimerHeap;
 
+/* The class of IopsGLibIOPS and its IopsIOPS vtable, set once at class
+ * initialization: the invokers skip the interface lookup for it. */
+extern GTypeClass        *iops_glib_iops_class_ptr;
+extern IopsIOPSInterface *iops_glib_iops_iface_ptr;
+
 /* Backend → core: @watch's fd polled @revents. Handles disarming, references
  * and the choice of ready_r/ready_w/ready_rw. A one-shot delivery sets
  * watch->flags to 0 without asking the backend to stop polling (unless the

@@ -128,6 +128,29 @@ disarmed_one (IopsGLibIOPS *self)
 
 /* -- fd watches --------------------------------------------------------- */
 
+/* Takes the reference an armed watch holds (rule 6). */
+static inline void
+watch_hold (IopsWatch *watch)
+{
+  if (watch->loan != NULL && !watch->loan->shared)
+    watch->loan->shared = TRUE;
+  else
+    g_object_ref (watch->event);
+}
+
+/* Lets go of the reference an armed watch holds. Returns TRUE when the
+ * caller must drop it; FALSE when it went back to a running callback. */
+static inline gboolean
+watch_unhold (IopsWatch *watch)
+{
+  if (watch->loan != NULL && watch->loan->shared)
+    {
+      watch->loan->shared = FALSE;
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static IopsWatch *
 watch_register (IopsGLibIOPS *self,
                 IopsIOEvent  *event)
@@ -136,6 +159,7 @@ watch_register (IopsGLibIOPS *self,
 
   watch->owner = self;
   watch->event = event;
+  watch->loan = NULL;
   watch->fd = -1;
   watch->flags = 0;
   LIST_PREPEND (self->watches, watch);
@@ -149,7 +173,7 @@ watch_arm (IopsGLibIOPS   *self,
            IopsEventFlags  flags)
 {
   IopsWatch *watch = iops_io_event_get_watch (event);
-  int fd = iops_io_event_fileno (event);
+  int fd = IOPS_IO_EVENT_GET_CLASS (event)->fileno (event);  /* typed by the invoker */
 
   g_return_if_fail (fd >= 0);
 
@@ -166,7 +190,7 @@ watch_arm (IopsGLibIOPS   *self,
 
   if (watch->flags == 0)
     {
-      g_object_ref (event);
+      watch_hold (watch);
       self->n_armed++;
     }
   watch->flags = flags;
@@ -189,7 +213,8 @@ watch_unwatch (IopsGLibIOPS *self,
   watch->flags = 0;
   disarmed_one (self);
   /* Last: this may finalize the event, and with it the registration. */
-  g_object_unref (event);
+  if (watch_unhold (watch))
+    g_object_unref (event);
 }
 
 static void
@@ -197,14 +222,17 @@ watch_cleanup (IopsGLibIOPS *self,
                IopsWatch    *watch)
 {
   IopsIOEvent *event = watch->event;
-  gboolean was_armed = watch->flags != 0;
+  gboolean drop = FALSE;
 
-  if (was_armed)
-    disarmed_one (self);
+  if (watch->flags != 0)
+    {
+      disarmed_one (self);
+      drop = watch_unhold (watch);
+    }
   iops_io_event_set_watch (event, NULL);
   LIST_UNLINK (self->watches, watch);
   self->backend->klass->watch_free (self->backend, watch);
-  if (was_armed)
+  if (drop)
     g_object_unref (event);
 }
 
@@ -251,6 +279,22 @@ ready_flags (IopsEventFlags watched,
   return ready & watched;
 }
 
+/* Rule 2: exactly one of ready_r, ready_w, ready_rw. From here on the
+ * callback may clean up the watch or drop the IOPS. */
+static inline void
+call_ready (IopsIOEvent    *event,
+            IopsEventFlags  ready)
+{
+  IopsIOEventClass *klass = IOPS_IO_EVENT_GET_CLASS (event);
+
+  if (ready == IOPS_READ_EVENT)
+    klass->ready_r (event);
+  else if (ready == IOPS_WRITE_EVENT)
+    klass->ready_w (event);
+  else
+    klass->ready_rw (event);
+}
+
 void
 iops_glib_iops_deliver_io (IopsWatch    *watch,
                            GIOCondition  revents)
@@ -258,37 +302,40 @@ iops_glib_iops_deliver_io (IopsWatch    *watch,
   IopsGLibIOPS *self = watch->owner;
   IopsIOEvent *event = watch->event;
   IopsEventFlags ready = ready_flags (watch->flags, revents);
-  IopsIOEventClass *klass;
 
   if (ready == 0)
     return;
 
   if (!watch->persistent || (revents & G_IO_NVAL))
     {
-      /* Rule 3: disarm before the callback; the reference the watch held
-       * now belongs to the callback. The poll set is left alone: most
-       * callbacks re-arm at once, and the backend settles it afterwards.
-       * An error or hang-up would be reported again at once, though. */
+      /* Rule 3: disarm before the callback. The reference the watch held
+       * now belongs to the callback, unless an enclosing callback of the
+       * same watch shares it. The poll set is left alone: most callbacks
+       * re-arm at once, and the backend settles it afterwards. An error or
+       * hang-up would be reported again at once, though. */
+      IopsLoan loan = { watch->loan, FALSE };
+
       watch->flags = 0;
       disarmed_one (self);
+      if (!watch_unhold (watch))
+        g_object_ref (event);
       if (revents & ERROR_CONDITIONS)
         self->backend->klass->watch_disarm (self->backend, watch);
+
+      watch->loan = &loan;
+      call_ready (event, ready);
+      /* The backend keeps @watch valid until its dispatch returns, even if
+       * the callback cleaned it up or disposed the IOPS. */
+      watch->loan = loan.outer;
+      if (!loan.shared)
+        g_object_unref (event);
     }
   else
     {
       g_object_ref (event);
+      call_ready (event, ready);
+      g_object_unref (event);
     }
-
-  /* From here on the callback may clean up the watch or drop the IOPS. */
-  klass = IOPS_IO_EVENT_GET_CLASS (event);
-  if (ready == IOPS_READ_EVENT)
-    klass->ready_r (event);
-  else if (ready == IOPS_WRITE_EVENT)
-    klass->ready_w (event);
-  else
-    klass->ready_rw (event);
-
-  g_object_unref (event);
 }
 
 void
@@ -515,12 +562,41 @@ iops_glib_iops_forget_timer (IopsTimer *timer)
 
 /* -- running ------------------------------------------------------------ */
 
+typedef struct
+{
+  GPollFD *fds;
+  int      allocated;
+} PollArray;
+
+/* One blocking iteration of an acquired @context: what
+ * g_main_context_iteration() does, without acquiring and releasing the
+ * context every time (which costs more than a delivery's bookkeeping). */
+static void
+iterate (GMainContext *context,
+         PollArray    *poll)
+{
+  int max_priority, timeout, n_fds;
+
+  g_main_context_prepare (context, &max_priority);
+  while ((n_fds = g_main_context_query (context, max_priority, &timeout,
+                                        poll->fds, poll->allocated)) > poll->allocated)
+    {
+      poll->allocated = n_fds;
+      poll->fds = g_renew (GPollFD, poll->fds, n_fds);
+    }
+  if (n_fds > 0 || timeout != 0)
+    g_main_context_get_poll_func (context) (poll->fds, (guint) n_fds, timeout);
+  g_main_context_check (context, max_priority, poll->fds, n_fds);
+  g_main_context_dispatch (context);
+}
+
 static void
 iops_glib_iops_start_watching (IopsIOPS *iops)
 {
   IopsGLibIOPS *self = IOPS_GLIB_IOPS (iops);
   GMainContext *context = self->context;
   Level level = { NULL, FALSE, FALSE };
+  PollArray poll_array = { NULL, 0 };
 
   if (!g_main_context_acquire (context))
     {
@@ -540,7 +616,8 @@ iops_glib_iops_start_watching (IopsIOPS *iops)
    * self: dropping the consumer's last one from a callback disposes the
    * IOPS at once (rule 11), and every level returns without touching it. */
   while (!level.disposed && self->n_armed > 0 && !g_atomic_int_get (&level.stop))
-    g_main_context_iteration (context, TRUE);
+    iterate (context, &poll_array);
+  g_free (poll_array.fds);
 
   if (!level.disposed)
     {
@@ -567,9 +644,13 @@ iops_glib_iops_stop_watching (IopsIOPS *iops)
   g_mutex_unlock (&self->levels_lock);
 }
 
+GTypeClass *iops_glib_iops_class_ptr;
+IopsIOPSInterface *iops_glib_iops_iface_ptr;
+
 static void
 iops_glib_iops_iface_init (IopsIOPSInterface *iface)
 {
+  iops_glib_iops_iface_ptr = iface;
   iface->update_event = iops_glib_iops_update_event;
   iface->update_timer = iops_glib_iops_update_timer;
   iface->start_watching = iops_glib_iops_start_watching;
@@ -616,7 +697,7 @@ iops_glib_iops_dispose (GObject *object)
 
   while ((watch = self->watches) != NULL)
     {
-      if (watch->flags != 0)
+      if (watch->flags != 0 && watch_unhold (watch))
         g_ptr_array_add (held, watch->event);
       watch->flags = 0;
       iops_io_event_set_watch (watch->event, NULL);
@@ -747,6 +828,7 @@ iops_glib_iops_class_init (IopsGLibIOPSClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  iops_glib_iops_class_ptr = (GTypeClass *) klass;
   object_class->constructed = iops_glib_iops_constructed;
   object_class->dispose = iops_glib_iops_dispose;
   object_class->finalize = iops_glib_iops_finalize;
