@@ -64,9 +64,10 @@ struct _EpollWatch
   int        rfd;           /* fd registered (epoll or direct), -1 */
   guint32    mask;          /* EPOLLIN|EPOLLOUT wanted while armed */
   guint32    kmask;         /* mask the epoll set holds for it */
-  gpointer   tag;           /* direct GPollFD, or NULL */
+  GPollFD    pfd;           /* polled directly when 'polled' */
   guint      refs;          /* 1 for the core + 1 per dispatch holding it */
   guint      in_epoll : 1;
+  guint      polled : 1;    /* pfd is in the lane's poll set */
   guint      hot : 1;       /* promoted to a direct GPollFD, counted in n_hot */
   guint      fired : 1;     /* delivered since its latest arm: promote it */
   guint      freed : 1;     /* the core let go of it */
@@ -85,7 +86,9 @@ struct _Lane
   EpollBackend *backend;
   int           priority;
   int           epfd;
-  gpointer      epfd_tag;   /* polled only while n_kernel > 0 */
+  GPollFD       epfd_poll;  /* polled only while n_kernel > 0 */
+  gboolean      epfd_polled;
+  gboolean      dead;       /* destroyed: a dispatch still running stops */
   guint         n_kernel;   /* watches registered in the epoll set */
   GPtrArray    *direct;     /* EpollWatch *, polled as GPollFDs */
   GPtrArray    *by_fd;      /* EpollWatch * owning each fd's registration */
@@ -107,7 +110,8 @@ struct _EpollBackend
 
   Lane         *timer_lane;
   int           tfd;
-  gpointer      tfd_tag;
+  GPollFD       tfd_poll;   /* in timer_lane's poll set when tfd_polled */
+  gboolean      tfd_polled;
   gint64        tfd_deadline; /* what the timerfd is set to, -1 disarmed */
 };
 
@@ -144,6 +148,39 @@ watch_unref (EpollWatch *w)
 
 /* -- the epoll set ------------------------------------------------------ */
 
+/* GPollFDs of our own (g_source_add_poll): GLib reads their events on
+ * every iteration and writes revents back, so re-arming or suspending a
+ * direct watch is a store, and reading what polled ready is a load — no
+ * call into GLib, no lock, no wake-up. */
+static void
+source_poll (GSource  *source,
+             GPollFD  *pfd,
+             gboolean *polled,
+             gboolean  poll)
+{
+  if (*polled == poll)
+    return;
+  *polled = poll;
+  if (poll)
+    {
+      pfd->revents = 0;
+      g_source_add_poll (source, pfd);
+    }
+  else
+    {
+      g_source_remove_poll (source, pfd);
+    }
+}
+
+static void
+lane_poll_epfd (Lane     *lane,
+                gboolean  poll)
+{
+  lane->epfd_poll.fd = lane->epfd;
+  lane->epfd_poll.events = G_IO_IN;
+  source_poll (&lane->source, &lane->epfd_poll, &lane->epfd_polled, poll);
+}
+
 /* The epoll fd is polled only while it holds registrations: with every
  * watch hot, the poll covers exactly the fds that fire, as a hand-written
  * source would. */
@@ -156,9 +193,9 @@ set_in_epoll (EpollWatch *w,
     return;
   w->in_epoll = in_epoll;
   if (in_epoll && lane->n_kernel++ == 0)
-    lane->epfd_tag = g_source_add_unix_fd (&lane->source, lane->epfd, G_IO_IN);
+    lane_poll_epfd (lane, TRUE);
   else if (!in_epoll && --lane->n_kernel == 0)
-    g_source_remove_unix_fd (&lane->source, g_steal_pointer (&lane->epfd_tag));
+    lane_poll_epfd (lane, FALSE);
 }
 
 static inline EpollWatch *
@@ -207,7 +244,7 @@ epoll_register (Lane       *lane,
       set_in_epoll (previous, lane, FALSE);
       previous->kmask = 0;
       previous->kgen = 0;
-      if (previous->tag == NULL)
+      if (!previous->polled)
         previous->lane = NULL, previous->rfd = -1;
     }
   lane_set_owner (lane, w->rfd, w);
@@ -236,7 +273,11 @@ static void
 direct_add (Lane       *lane,
             EpollWatch *w)
 {
-  w->tag = g_source_add_unix_fd (&lane->source, w->rfd, mask_to_condition (w->mask));
+  w->pfd.fd = w->rfd;
+  w->pfd.events = mask_to_condition (w->mask);
+  w->pfd.revents = 0;
+  g_source_add_poll (&lane->source, &w->pfd);
+  w->polled = TRUE;
   w->kmask = w->mask;
   g_ptr_array_add (lane->direct, w);
 }
@@ -246,9 +287,10 @@ direct_remove (EpollWatch *w)
 {
   Lane *lane = w->lane;
 
-  if (w->tag == NULL)
+  if (!w->polled)
     return;
-  g_source_remove_unix_fd (&lane->source, g_steal_pointer (&w->tag));
+  g_source_remove_poll (&lane->source, &w->pfd);
+  w->polled = FALSE;
   g_ptr_array_remove_fast (lane->direct, w);
   w->kmask = 0;
   if (w->hot)
@@ -300,11 +342,10 @@ lane_rebuild (Lane *lane)
       g_warning ("epoll_create1: %s", g_strerror (errno));
       return;
     }
-  if (lane->epfd_tag != NULL)
-    g_source_remove_unix_fd (&lane->source, lane->epfd_tag);
+  lane_poll_epfd (lane, FALSE);
   close (lane->epfd);
   lane->epfd = epfd;
-  lane->epfd_tag = lane->n_kernel > 0 ? g_source_add_unix_fd (&lane->source, epfd, G_IO_IN) : NULL;
+  lane_poll_epfd (lane, lane->n_kernel > 0);
   g_ptr_array_set_size (lane->by_fd, 0);
 
   for (guint i = 0; i < b->slots->len; i++)
@@ -355,17 +396,23 @@ timers_prepare (Lane *lane,
                 int  *timeout)
 {
   EpollBackend *b = lane->backend;
+  gboolean hosts_timerfd = lane == b->timer_lane;
   gint64 next = iops_glib_iops_next_deadline (b->owner, lane->priority);
-  gint64 now = g_get_monotonic_time ();
+  gint64 earliest = hosts_timerfd ? iops_glib_iops_earliest_deadline (b->owner) : -1;
+  gint64 now;
 
-  if (lane == b->timer_lane)
+  if (next < 0 && earliest < 0)
     {
-      /* A timer already due makes its own lane ready; a timerfd set in the
-       * past would only wake this one again and again. */
-      gint64 earliest = iops_glib_iops_earliest_deadline (b->owner);
-
-      timerfd_set (b, earliest > now ? earliest : -1);
+      if (hosts_timerfd)
+        timerfd_set (b, -1);
+      return FALSE;  /* no clock read on the I/O-only path */
     }
+
+  now = g_get_monotonic_time ();
+  /* A timer already due makes its own lane ready; a timerfd set in the
+   * past would only wake this one again and again. */
+  if (hosts_timerfd)
+    timerfd_set (b, earliest > now ? earliest : -1);
   if (next < 0)
     return FALSE;
   if (next <= now)
@@ -403,9 +450,18 @@ lane_check (GSource *source)
   Lane *lane = (Lane *) source;
 
   /* Readiness found by this poll belongs to arms made before it. */
-  lane->check_serial = ++lane->backend->serial;
+  EpollBackend *b = lane->backend;
+
+  lane->check_serial = ++b->serial;
   if (lane->rebuild)
     return TRUE;
+  /* With g_source_add_poll() GLib leaves it to us to see what polled. */
+  if ((lane->epfd_polled && lane->epfd_poll.revents != 0) ||
+      (lane == b->timer_lane && b->tfd_polled && b->tfd_poll.revents != 0))
+    return TRUE;
+  for (guint i = 0; i < lane->direct->len; i++)
+    if (((EpollWatch *) g_ptr_array_index (lane->direct, i))->pfd.revents != 0)
+      return TRUE;
   return timers_due (lane);
 }
 
@@ -451,7 +507,7 @@ collect_direct (Lane   *lane,
   for (guint i = 0; i < lane->direct->len && n < MAX_READY; i++)
     {
       EpollWatch *w = g_ptr_array_index (lane->direct, i);
-      GIOCondition revents = g_source_query_unix_fd (&lane->source, w->tag);
+      GIOCondition revents = w->pfd.revents;
 
       if (revents == 0)
         continue;
@@ -467,9 +523,9 @@ quiet (EpollWatch *w)
 {
   if (w->in_epoll)
     epoll_forget (w);
-  else if (w->tag != NULL)
+  else if (w->polled)
     direct_remove (w);
-  if (w->tag == NULL && !w->in_epoll)
+  if (!w->polled && !w->in_epoll)
     w->lane = NULL, w->rfd = -1;
 }
 
@@ -490,14 +546,14 @@ deliver (Lane  *lane,
   w->fired = TRUE;
   iops_glib_iops_deliver_io (&w->watch, r->revents);
 
-  if (g_source_is_destroyed (&lane->source) || w->freed)
+  if (lane->dead || w->freed)
     return;
 
-  if (w->watch.flags == 0 && w->tag != NULL && w->kmask != 0)
+  if (w->watch.flags == 0 && w->polled && w->kmask != 0)
     {
       /* A one-shot direct watch not re-armed by its callback stops asking
        * for readiness; one re-armed cost nothing. */
-      g_source_modify_unix_fd (&lane->source, w->tag, 0);
+      w->pfd.events = 0;
       w->kmask = 0;
     }
   else if (w->watch.flags != 0 && w->in_epoll && lane->backend->n_hot < HOT_LIMIT)
@@ -525,23 +581,22 @@ lane_dispatch (GSource     *source,
   if (lane->rebuild)
     lane_rebuild (lane);
 
-  if (lane == b->timer_lane && b->tfd_tag != NULL &&
-      g_source_query_unix_fd (source, b->tfd_tag) != 0)
+  if (lane == b->timer_lane && b->tfd_polled && b->tfd_poll.revents != 0)
     b->tfd_deadline = -2;  /* fired: prepare() sets it again, which clears it */
   if (timers_due (lane))
     {
       iops_glib_iops_fire_timers (b->owner, lane->priority, g_get_monotonic_time ());
-      if (g_source_is_destroyed (source))
+      if (lane->dead)
         return G_SOURCE_REMOVE;
     }
 
-  if (lane->epfd_tag != NULL && g_source_query_unix_fd (source, lane->epfd_tag) != 0)
+  if (lane->epfd_polled && lane->epfd_poll.revents != 0)
     n = collect_epoll (lane, ready, n);
   n = collect_direct (lane, ready, n);
 
   for (i = 0; i < n; i++)
     {
-      if (g_source_is_destroyed (source))
+      if (lane->dead)
         break;
       deliver (lane, &ready[i]);
       watch_unref (ready[i].watch);
@@ -643,7 +698,7 @@ epoll_watch_arm (IopsBackend    *backend,
   if (w->lane != NULL && (w->lane != lane || w->rfd != fd))
     lane_unregister (w);
 
-  promote = w->fired && w->tag == NULL && b->n_hot < HOT_LIMIT;
+  promote = w->fired && !w->polled && b->n_hot < HOT_LIMIT;
   if (w->lane != NULL && w->in_epoll && promote)
     lane_unregister (w);
 
@@ -652,14 +707,11 @@ epoll_watch_arm (IopsBackend    *backend,
       w->rfd = fd;
       lane_register (lane, w, promote);
     }
-  else if (w->tag != NULL)
+  else if (w->polled)
     {
       /* poll() is stateless: the same number is whatever file it is now. */
-      if (w->kmask != w->mask)
-        {
-          g_source_modify_unix_fd (&lane->source, w->tag, mask_to_condition (w->mask));
-          w->kmask = w->mask;
-        }
+      w->pfd.events = mask_to_condition (w->mask);
+      w->kmask = w->mask;
     }
   else if (epoll_register (lane, w, EPOLL_CTL_MOD) != 0)
     {
@@ -682,9 +734,9 @@ epoll_watch_disarm (IopsBackend *backend,
    * direct GPollFD asks for nothing, so that the next WATCH is cheap. An
    * error, hang-up or further readiness on the fd wakes us once, and then
    * the fd leaves the set (see quiet()). */
-  if (w->tag != NULL && w->kmask != 0)
+  if (w->polled && w->kmask != 0)
     {
-      g_source_modify_unix_fd (&w->lane->source, w->tag, 0);
+      w->pfd.events = 0;
       w->kmask = 0;
     }
 }
@@ -716,7 +768,11 @@ epoll_timers_armed (IopsBackend *backend,
     return;
   b->timer_lane = lane_get (b, priority);
   if (b->tfd >= 0)
-    b->tfd_tag = g_source_add_unix_fd (&b->timer_lane->source, b->tfd, G_IO_IN);
+    {
+      b->tfd_poll.fd = b->tfd;
+      b->tfd_poll.events = G_IO_IN;
+      source_poll (&b->timer_lane->source, &b->tfd_poll, &b->tfd_polled, TRUE);
+    }
 }
 
 static IopsBackend *
@@ -748,10 +804,11 @@ epoll_backend_destroy (IopsBackend *backend)
    * its dispatch returns, and it sees that it was destroyed. */
   for (guint i = 0; i < b->lanes->len; i++)
     {
-      GSource *lane = g_ptr_array_index (b->lanes, i);
+      Lane *lane = g_ptr_array_index (b->lanes, i);
 
-      g_source_destroy (lane);
-      g_source_unref (lane);
+      lane->dead = TRUE;
+      g_source_destroy (&lane->source);
+      g_source_unref (&lane->source);
     }
   g_ptr_array_unref (b->lanes);
   g_ptr_array_unref (b->slots);
