@@ -38,7 +38,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -438,6 +437,10 @@ lane_prepare (GSource *source,
 {
   Lane *lane = (Lane *) source;
 
+  /* Readiness the coming poll finds belongs to arms made before it. Set
+   * here, not in check(): GLib skips check() for a source whose prepare()
+   * said it was ready. */
+  lane->check_serial = ++lane->backend->serial;
   *timeout = -1;
   if (lane->rebuild)
     return TRUE;
@@ -449,10 +452,8 @@ lane_check (GSource *source)
 {
   Lane *lane = (Lane *) source;
 
-  /* Readiness found by this poll belongs to arms made before it. */
   EpollBackend *b = lane->backend;
 
-  lane->check_serial = ++b->serial;
   if (lane->rebuild)
     return TRUE;
   /* With g_source_add_poll() GLib leaves it to us to see what polled. */
@@ -490,11 +491,18 @@ collect_epoll (Lane   *lane,
       ready[n++] = (Ready) { w, epoll_to_condition (events[i].events), limit };
 
       /* epoll goes on reporting a file whose fd was closed while a dup
-       * keeps it open. Report a closed fd as poll() would, so that it is
-       * disarmed after one delivery. Only cold watches pay this syscall:
-       * a watch that fires becomes hot and is polled directly. */
-      if (w->watch.flags != 0 && fcntl (w->rfd, F_GETFD) < 0 && errno == EBADF)
-        ready[n - 1].revents = G_IO_NVAL;
+       * keeps it open, even once the number names another file. Ask the
+       * kernel whether our (fd, file) pair is still the one behind the
+       * number, and report it as poll() reports a closed fd otherwise, so
+       * that it is disarmed after one delivery. Only cold watches pay this
+       * syscall: a watch that fires becomes hot and is polled directly. */
+      if (w->watch.flags != 0)
+        {
+          int error = epoll_register (lane, w, EPOLL_CTL_MOD);
+
+          if (error == EBADF || error == ENOENT)
+            ready[n - 1].revents = G_IO_NVAL;
+        }
     }
   return n;
 }
@@ -559,12 +567,14 @@ deliver (Lane  *lane,
   else if (w->watch.flags != 0 && w->in_epoll && lane->backend->n_hot < HOT_LIMIT)
     {
       /* Still armed in epoll (persistent, or re-armed by a WATCH that found
-       * no room to promote it then): promote it now. */
+       * no room to promote it then): promote it now, in its own lane — the
+       * callback may have moved it to another priority. */
+      Lane *own = w->lane;
       int fd = w->rfd;
 
       lane_unregister (w);
       w->rfd = fd;
-      lane_register (lane, w, TRUE);
+      lane_register (own, w, TRUE);
     }
 }
 

@@ -17,7 +17,7 @@
  * Every fd watch and timer becomes a source on the context, so events are
  * delivered whenever anyone iterates it: [method@Iops.IOPS.start_watching],
  * a GTK or [class@Gio.Application] main loop, or
- * [func@GLib.MainContext.iteration].
+ * [method@GLib.MainContext.iteration].
  *
  * An `IopsGLibIOPS` belongs to its context: call
  * [method@Iops.IOPS.update_event] and [method@Iops.IOPS.update_timer] from

@@ -17,6 +17,8 @@ IOPS_TEST_DEPS=(
   python3-gi gjs
   valgrind
   libasan8 libubsan1
+  gi-docgen valac
+  libgtk-4-dev xvfb
 )
 
 # The peers the benchmarks compare with (their smoke test runs in the

@@ -68,7 +68,7 @@ run_tests ()
 
 start=$SECONDS
 
-if build suite build -Dtests=true -Dintrospection=enabled; then
+if build suite build -Dtests=true -Dintrospection=enabled -Ddocs=enabled -Dvapi=enabled; then
   run_tests suite build
   run_tests valgrind build --setup=valgrind --suite c
 fi
