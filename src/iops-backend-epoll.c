@@ -9,8 +9,9 @@
  * re-arming a one-shot watch costs neither a syscall nor an allocation:
  *
  *  - a watch starts cold, in the epoll set;
- *  - a cold watch that fires is promoted to a direct GPollFD, while fewer
- *    than HOT_LIMIT are;
+ *  - a cold watch that fires is promoted to a direct GPollFD; when
+ *    HOT_LIMIT are, a hot watch that is disarmed makes room, going back to
+ *    cold at its next WATCH;
  *  - an fd epoll refuses (a regular file, an fd watched by two events, an
  *    invalid fd) is polled directly too, so poll() reports it as usual
  *    (G_IO_NVAL for an invalid fd).
@@ -45,7 +46,7 @@
 
 #include "iops-backend.h"
 
-#define HOT_LIMIT   128  /* watches polled directly once they fired */
+#define HOT_LIMIT   256  /* watches polled directly once they fired */
 #define MAX_EVENTS  256  /* epoll events taken per dispatch */
 #define MAX_READY   (MAX_EVENTS + 64)
 
@@ -327,6 +328,33 @@ lane_unregister (EpollWatch *w)
   w->rfd = -1;
 }
 
+/* Whether one more watch may be polled directly. When HOT_LIMIT are, one
+ * that is disarmed (an idle one, most likely) leaves: it would cost every
+ * poll without firing. It registers afresh, cold, at its next WATCH. */
+static gboolean
+hot_room (EpollBackend *b)
+{
+  if (b->n_hot < HOT_LIMIT)
+    return TRUE;
+
+  for (guint l = 0; l < b->lanes->len; l++)
+    {
+      Lane *lane = g_ptr_array_index (b->lanes, l);
+
+      for (guint i = 0; i < lane->direct->len; i++)
+        {
+          EpollWatch *w = g_ptr_array_index (lane->direct, i);
+
+          if (w->hot && w->watch.flags == 0)
+            {
+              lane_unregister (w);
+              return TRUE;
+            }
+        }
+    }
+  return FALSE;
+}
+
 /* Re-creates the epoll set: the only way to drop a registration the kernel
  * kept for a closed, dup'd fd. Rare; O(watches). */
 static void
@@ -564,7 +592,7 @@ deliver (Lane  *lane,
       w->pfd.events = 0;
       w->kmask = 0;
     }
-  else if (w->watch.flags != 0 && w->in_epoll && lane->backend->n_hot < HOT_LIMIT)
+  else if (w->watch.flags != 0 && w->in_epoll && hot_room (lane->backend))
     {
       /* Still armed in epoll (persistent, or re-armed by a WATCH that found
        * no room to promote it then): promote it now, in its own lane — the
@@ -708,7 +736,7 @@ epoll_watch_arm (IopsBackend    *backend,
   if (w->lane != NULL && (w->lane != lane || w->rfd != fd))
     lane_unregister (w);
 
-  promote = w->fired && !w->polled && b->n_hot < HOT_LIMIT;
+  promote = w->fired && !w->polled && hot_room (b);
   if (w->lane != NULL && w->in_epoll && promote)
     lane_unregister (w);
 

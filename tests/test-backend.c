@@ -476,6 +476,86 @@ test_short_timer_never_early (Fixture       *f,
                           IOPS_EVACTION_CLEANUP, 0);
 }
 
+/* Many watches that fired once and went idle, then a new busy one, then
+ * the idle ones again: on the epoll backend this turns the set of directly
+ * polled watches over. Every delivery must still arrive exactly once. */
+static void
+count_hook (TestIOEvent    *event,
+            IopsEventFlags  ready,
+            gpointer        data)
+{
+  char c;
+
+  (*(guint *) data)++;
+  g_assert_cmpint (read (iops_io_event_fileno (IOPS_IO_EVENT (event)), &c, 1), ==, 1);
+}
+
+static void
+test_hot_set_turnover (Fixture       *f,
+                       gconstpointer  data)
+{
+  enum { N = 300 };
+  typedef struct { int fd[2]; } Pair;
+  Pair *pairs = g_new (Pair, N + 1);
+  TestIOEvent **events = g_new (TestIOEvent *, N + 1);
+  guint delivered = 0;
+  gboolean expired = FALSE;
+  GSource *deadline = g_timeout_source_new (TEST_DEADLINE_MS);
+  struct rlimit rl;
+
+  getrlimit (RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 4 * N)
+    {
+      rl.rlim_cur = MIN (rl.rlim_max, (rlim_t) 4 * N);
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+
+  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_attach (deadline, f->context);
+
+  for (guint round = 0; round < 3; round++)
+    {
+      guint expected = delivered + N + 1;
+
+      /* Backwards in the last round: the cold ones first, while the hot
+       * ones are disarmed and can make room. */
+      for (guint k = 0; k <= N; k++)
+        {
+          guint i = round == 2 ? N - k : k;
+
+          if (round == 0)
+            {
+              test_socketpair (pairs[i].fd);
+              events[i] = test_io_event_new (pairs[i].fd[0]);
+              events[i]->hook = count_hook;
+              events[i]->hook_data = &delivered;
+            }
+          watch (f, events[i], IOPS_READ_EVENT);
+          write_byte (pairs[i].fd[1]);
+        }
+      while (delivered < expected && !expired)
+        g_main_context_iteration (f->context, TRUE);
+      g_assert_cmpuint (delivered, ==, expected);
+    }
+  for (guint i = 0; i <= N; i++)
+    g_assert_cmpuint (events[i]->n_r, ==, 3);
+
+  /* Nothing is armed or readable: the loop must be quiet. */
+  g_assert_cmpuint (test_iterate_for (f->context, 100), <, 20);
+
+  g_source_destroy (deadline);
+  g_source_unref (deadline);
+  for (guint i = 0; i <= N; i++)
+    {
+      cleanup (f, events[i]);
+      g_object_unref (events[i]);
+      close (pairs[i].fd[0]);
+      close (pairs[i].fd[1]);
+    }
+  g_free (pairs);
+  g_free (events);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -492,6 +572,7 @@ main (int   argc,
   ADD ("/iops/glib/backend/regular-file", test_regular_file);
   ADD ("/iops/glib/backend/two-events-one-fd", test_two_events_one_fd);
   ADD ("/iops/glib/backend/many-idle-fds", test_many_idle_fds);
+  ADD ("/iops/glib/backend/hot-set-turnover", test_hot_set_turnover);
   ADD ("/iops/glib/backend/saturated-is-fair", test_saturated_is_fair);
   ADD ("/iops/glib/backend/zero-timer-is-fair", test_zero_timer_is_fair);
   ADD ("/iops/glib/backend/short-timer-never-early", test_short_timer_never_early);

@@ -8,14 +8,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "iops-test-util.h"
 
-/* More than the epoll backend keeps as direct GPollFDs (its HOT_LIMIT is
- * 128), so that some watches stay in the epoll set. */
-#define N_HOT_FILL 128
+/* As many as the epoll backend keeps as direct GPollFDs (its HOT_LIMIT is
+ * 256), so that further watches stay in the epoll set. */
+#define N_HOT_FILL 256
 
 typedef struct
 {
@@ -961,6 +962,15 @@ int
 main (int   argc,
       char *argv[])
 {
+  /* Some tests fill the hot set and add hundreds more socketpairs. */
+  struct rlimit rl;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096)
+    {
+      rl.rlim_cur = MIN (rl.rlim_max, 4096);
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+
   g_test_init (&argc, &argv, NULL);
   /* Report every regression, not only the first one. */
   g_test_set_nonfatal_assertions ();
