@@ -169,6 +169,7 @@ source_poll (GSource  *source,
   else
     {
       g_source_remove_poll (source, pfd);
+      pfd->revents = 0;  /* GLib no longer updates it */
     }
 }
 
@@ -291,6 +292,7 @@ direct_remove (EpollWatch *w)
     return;
   g_source_remove_poll (&lane->source, &w->pfd);
   w->polled = FALSE;
+  w->pfd.revents = 0;
   g_ptr_array_remove_fast (lane->direct, w);
   w->kmask = 0;
   if (w->hot)
@@ -436,10 +438,15 @@ timers_prepare (Lane *lane,
     }
 
   now = g_get_monotonic_time ();
-  /* A timer already due makes its own lane ready; a timerfd set in the
-   * past would only wake this one again and again. */
+  /* A timer already due must not wait on a timerfd set in the past, which
+   * would only wake this lane again and again; but its own lane may have
+   * found it not yet due a moment ago, so do not let the poll sleep. */
   if (hosts_timerfd)
-    timerfd_set (b, earliest > now ? earliest : -1);
+    {
+      timerfd_set (b, earliest > now ? earliest : -1);
+      if (earliest >= 0 && earliest <= now)
+        *timeout = 0;
+    }
   if (next < 0)
     return FALSE;
   if (next <= now)

@@ -3,8 +3,10 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The portable backend. Each registered watch owns a GSource, created at its
- * first WATCH and kept until CLEANUP, whose single GPollFD is modified in
- * place on every re-arm: re-arming allocates nothing. Timers live in the
+ * first WATCH and kept until CLEANUP, with one GPollFD of its own that is
+ * modified in place on every re-arm: re-arming allocates nothing and calls
+ * nothing. An UNWATCH takes the GPollFD out of the poll set, as GLib would
+ * otherwise report an error or hang-up on it again and again. Timers live in the
  * core's heap; one source wakes the context for the earliest of them.
  */
 #include "config.h"
@@ -23,9 +25,9 @@ typedef struct
 {
   GSource      source;
   IopsWatch    watch;
-  gpointer     tag;          /* our GPollFD in the poll set, or NULL */
-  int          polled_fd;
-  GIOCondition cond;         /* what the GPollFD asks for; 0 when suspended */
+  GPollFD      pfd;          /* ours (g_source_add_poll): GLib reads events
+                              * and writes revents on every iteration */
+  gboolean     polled;       /* pfd is in the poll set */
   int          priority;     /* of the source, cached off the re-arm path */
 } WatchSource;
 
@@ -48,22 +50,19 @@ flags_to_condition (IopsEventFlags flags)
 static void
 watch_source_unpoll (WatchSource *ws)
 {
-  if (ws->tag == NULL)
+  if (!ws->polled)
     return;
-  g_source_remove_unix_fd (&ws->source, g_steal_pointer (&ws->tag));
-  ws->polled_fd = -1;
-  ws->cond = 0;
+  g_source_remove_poll (&ws->source, &ws->pfd);
+  ws->polled = FALSE;
+  ws->pfd.revents = 0;  /* GLib no longer updates it */
 }
 
-/* Keeps the fd in the poll set but asks for nothing: re-arming it later
- * needs no allocation. Only an error or hang-up still wakes it up. */
-static void
-watch_source_suspend (WatchSource *ws)
+static gboolean
+watch_source_check (GSource *source)
 {
-  if (ws->tag == NULL || ws->cond == 0)
-    return;
-  g_source_modify_unix_fd (&ws->source, ws->tag, 0);
-  ws->cond = 0;
+  WatchSource *ws = (WatchSource *) source;
+
+  return ws->polled && ws->pfd.revents != 0;
 }
 
 static gboolean
@@ -72,14 +71,10 @@ watch_source_dispatch (GSource     *source,
                        gpointer     user_data)
 {
   WatchSource *ws = (WatchSource *) source;
-  GIOCondition revents;
+  GIOCondition revents = ws->pfd.revents;
 
-  if (ws->tag == NULL)
-    return G_SOURCE_CONTINUE;
-
-  revents = g_source_query_unix_fd (source, ws->tag);
-  if (revents == 0)
-    return G_SOURCE_CONTINUE;
+  if (!ws->polled || revents == 0)
+    return G_SOURCE_CONTINUE;  /* unwatched, or re-armed, since the poll */
 
   if (ws->watch.flags == 0)
     {
@@ -93,17 +88,15 @@ watch_source_dispatch (GSource     *source,
 
   /* A one-shot delivery left the GPollFD asking for readiness, so that a
    * callback re-arming the same flags costs nothing. If it did not re-arm,
-   * stop asking now; GLib's reference keeps @ws valid even if the callback
-   * cleaned the watch up. */
+   * stop asking now: only an error or a hang-up will still wake it. GLib's
+   * reference keeps @ws valid even if the callback cleaned the watch up. */
   if (!g_source_is_destroyed (source) && ws->watch.flags == 0)
-    watch_source_suspend (ws);
+    ws->pfd.events = 0;
   return G_SOURCE_CONTINUE;
 }
 
-/* No check(): GLib reports the source ready when its GPollFD polled
- * ready. An UNWATCH takes the GPollFD away, so readiness found before it is
- * never delivered (rule 4); a WATCH adds a fresh one. */
 static GSourceFuncs watch_source_funcs = {
+  .check = watch_source_check,
   .dispatch = watch_source_dispatch,
 };
 
@@ -114,7 +107,6 @@ gsource_watch_new (IopsBackend *backend)
   GSource *source = g_source_new (&watch_source_funcs, sizeof (WatchSource));
   WatchSource *ws = (WatchSource *) source;
 
-  ws->polled_fd = -1;
   ws->priority = g_source_get_priority (source);
   g_source_set_static_name (source, "IopsIOEvent");
   /* A nested start_watching() from a callback keeps dispatching this
@@ -132,9 +124,8 @@ gsource_watch_arm (IopsBackend    *backend,
                    int             priority)
 {
   WatchSource *ws = WATCH_SOURCE (watch);
-  GIOCondition cond = flags_to_condition (flags);
 
-  if (ws->tag != NULL && ws->polled_fd != fd)
+  if (ws->polled && ws->pfd.fd != fd)
     watch_source_unpoll (ws);
   if (ws->priority != priority)
     {
@@ -142,16 +133,17 @@ gsource_watch_arm (IopsBackend    *backend,
       ws->priority = priority;
     }
 
-  if (ws->tag == NULL)
+  /* Re-arming is two stores. Readiness polled before this WATCH was for
+   * what the event watched then, maybe another file with the same number:
+   * the next poll tells. */
+  ws->pfd.events = flags_to_condition (flags);
+  ws->pfd.revents = 0;
+  if (!ws->polled)
     {
-      ws->tag = g_source_add_unix_fd (&ws->source, fd, cond);
-      ws->polled_fd = fd;
+      ws->pfd.fd = fd;
+      g_source_add_poll (&ws->source, &ws->pfd);
+      ws->polled = TRUE;
     }
-  else if (ws->cond != cond)
-    {
-      g_source_modify_unix_fd (&ws->source, ws->tag, cond);
-    }
-  ws->cond = cond;
 }
 
 static void
