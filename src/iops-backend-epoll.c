@@ -308,7 +308,10 @@ lane_register (Lane       *lane,
                gboolean    hot)
 {
   w->lane = lane;
-  if (!hot && epoll_register (lane, w, EPOLL_CTL_ADD) == 0)
+  /* The lane may have been created while fds ran out (EMFILE). */
+  if (!hot && lane->epfd < 0)
+    lane->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  if (!hot && lane->epfd >= 0 && epoll_register (lane, w, EPOLL_CTL_ADD) == 0)
     {
       set_in_epoll (w, lane, TRUE);
       return;
@@ -358,7 +361,9 @@ hot_room (EpollBackend *b)
 }
 
 /* Re-creates the epoll set: the only way to drop a registration the kernel
- * kept for a closed, dup'd fd. Rare; O(watches). */
+ * kept for a closed, dup'd fd. Rare; O(watches). Without an fd to spare
+ * (EMFILE), the old set is dropped all the same and its watches are polled
+ * directly. */
 static void
 lane_rebuild (Lane *lane)
 {
@@ -366,15 +371,10 @@ lane_rebuild (Lane *lane)
   int epfd = epoll_create1 (EPOLL_CLOEXEC);
 
   lane->rebuild = FALSE;
-  if (epfd < 0)
-    {
-      g_warning ("epoll_create1: %s", g_strerror (errno));
-      return;
-    }
   lane_poll_epfd (lane, FALSE);
-  close (lane->epfd);
+  if (lane->epfd >= 0)
+    close (lane->epfd);
   lane->epfd = epfd;
-  lane_poll_epfd (lane, lane->n_kernel > 0);
   g_ptr_array_set_size (lane->by_fd, 0);
 
   for (guint i = 0; i < b->slots->len; i++)
@@ -383,13 +383,14 @@ lane_rebuild (Lane *lane)
 
       if (w == NULL || w->lane != lane || !w->in_epoll)
         continue;
-      if (epoll_register (lane, w, EPOLL_CTL_ADD) != 0)
+      if (epfd < 0 || epoll_register (lane, w, EPOLL_CTL_ADD) != 0)
         {
           /* Its fd is gone or was reused: let poll() report it. */
           set_in_epoll (w, lane, FALSE);
           direct_add (lane, w);
         }
     }
+  lane_poll_epfd (lane, lane->n_kernel > 0);
 }
 
 /* -- timers ------------------------------------------------------------- */
@@ -689,9 +690,9 @@ lane_get (EpollBackend *b,
   lane->priority = priority;
   lane->direct = g_ptr_array_new ();
   lane->by_fd = g_ptr_array_new ();
+  /* Without an fd to spare (EMFILE) every watch of the lane is polled
+   * directly, as the gsource backend would, until one is free again. */
   lane->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  if (lane->epfd < 0)
-    g_error ("epoll_create1: %s", g_strerror (errno));
   g_source_set_static_name (&lane->source, "IopsGLibIOPS");
   g_source_set_priority (&lane->source, priority);
   /* A nested start_watching() from a callback keeps dispatching. */

@@ -19,6 +19,8 @@ IOPS_TEST_DEPS=(
   libasan8 libubsan1
   gi-docgen valac
   libgtk-4-dev xvfb
+  clang libclang-rt-14-dev
+  memcached
 )
 
 # The peers the benchmarks compare with (their smoke test runs in the

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# run-tests.sh — installs what is missing, builds, and runs the tests three
-# ways:
-#   1. the whole suite (C, examples, Python and GJS bindings) in build/;
-#   2. the C tests under valgrind (the 'valgrind' test setup);
+# run-tests.sh — installs what is missing, builds, and runs the tests:
+#   1. the whole suite (C, stress, soak, examples, docs, Python and GJS
+#      bindings) in build/;
+#   2. the C and stress tests under valgrind (the 'valgrind' test setup);
 #   3. everything again built with AddressSanitizer and UBSan in build-asan/
-#      (introspection off: the interpreters are not built with ASan).
+#      (introspection off: the interpreters are not built with ASan);
+#   4. the soak tests (threads, faults) under ThreadSanitizer in build-tsan/;
+#   5. the libFuzzer targets, built with clang in build-fuzz/, for a bounded
+#      time each.
 # It goes on after a failure, ends with the line "N passed, N failed"
-# counted over all three, and exits non-zero if anything failed.
+# counted over all runs, and exits non-zero if anything failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,7 +73,7 @@ start=$SECONDS
 
 if build suite build -Dtests=true -Dintrospection=enabled -Ddocs=enabled -Dvapi=enabled; then
   run_tests suite build
-  run_tests valgrind build --setup=valgrind --suite c
+  run_tests valgrind build --setup=valgrind --suite c --suite stress
 fi
 
 if build asan build-asan -Dtests=true -Dintrospection=disabled \
@@ -79,6 +82,20 @@ if build asan build-asan -Dtests=true -Dintrospection=disabled \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   G_SLICE=always-malloc \
     run_tests asan build-asan
+fi
+
+# ThreadSanitizer over the soak tests (threads hammering stop_watching).
+if build tsan build-tsan -Dtests=true -Dintrospection=disabled \
+     -Ddocs=disabled -Dvapi=disabled -Dgtk_demo=disabled -Db_sanitize=thread; then
+  TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' \
+  G_SLICE=always-malloc \
+    run_tests tsan build-tsan --suite soak
+fi
+
+# libFuzzer needs clang: the fuzz targets run for a bounded time each.
+if CC=clang build fuzz build-fuzz -Dtests=true -Dintrospection=disabled \
+     -Ddocs=disabled -Dvapi=disabled -Dgtk_demo=disabled; then
+  run_tests fuzz build-fuzz --suite libfuzzer
 fi
 
 echo "==> all runs took $((SECONDS - start)) s"
