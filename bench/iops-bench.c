@@ -400,6 +400,7 @@ run_pingpong (void)
   int n_pair_fds = 2 * opt_pairs;
   int *idle_fds;
   g_autofree char *params = NULL;
+  g_autofree char *hwm = NULL;
 
   if (opt_pairs < 1 || opt_idle < 0)
     skip ("--pairs must be >= 1 and --idle >= 0");
@@ -439,7 +440,8 @@ run_pingpong (void)
   pingpong_verify ();
 
   params = g_strdup_printf ("\"pairs\": %d, \"idle\": %d", opt_pairs, opt_idle);
-  print_result (params, "deliveries/s", meter_rate (), NULL);
+  hwm = g_strdup_printf ("\"hwm_kib\": %ld", proc_status_kib ("VmHWM:"));
+  print_result (params, "deliveries/s", meter_rate (), hwm);
 
   for (int i = 0; i < pp.n_ends; i++)
     sys->io_free (pp.ends[i].io);

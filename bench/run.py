@@ -238,6 +238,8 @@ def summarize(results, cells, systems):
                 entry = {'value': Stat([r['value'] for r in measured])}
                 if cell.workload == 'chain':
                     entry['p99'] = Stat([r['p99_us'] for r in measured])
+                if all('hwm_kib' in r for r in measured):
+                    entry['hwm'] = Stat([r['hwm_kib'] for r in measured])
                 summary[(cell.key, system.key)] = entry
     return summary
 
@@ -287,20 +289,53 @@ def cell_text(summary, cell, system):
     return fmt_stat(entry['value'])
 
 
+def verdict(ok):
+    return 'n/a' if ok is None else ('**met**' if ok else '**missed**')
+
+
 def targets(summary, cells, systems):
-    """The issue's targets, for each iops-glib backend."""
-    cell = next((c for c in cells if c.key == 'pingpong P=1 N=0'), None)
+    """The targets set for iops-glib: against the GLib peers for every
+    backend, and against libev for the Linux fast path (epoll)."""
+    by_key = {c.key: c for c in cells}
     rows = []
-    if cell is None:
-        return rows
+
+    def ratio_row(system, cell_key, ref, goal, what):
+        cell = by_key.get(cell_key)
+        if cell is None:
+            return
+        r = ratio(summary, cell, system, ref, systems)
+        rows.append([f'{system.label}, {what} ≥ {goal:.2f}× {LABELS[ref]}',
+                     'n/a' if r is None else f'{r:.2f}×',
+                     verdict(None if r is None else r >= goal)])
+
     for system in systems:
         if system.driver != 'iops-glib-oneshot':
             continue
-        for ref, goal in ((REF_GLIB, 1.0), ('libverto-glib', 1.2)):
-            r = ratio(summary, cell, system, ref, systems)
-            met = 'n/a' if r is None else ('**met**' if r >= goal else '**missed**')
-            rows.append([f'{system.label}, ping-pong P=1 N=0 ≥ {goal:.1f}× {LABELS[ref]}',
-                         'n/a' if r is None else f'{r:.2f}×', met])
+        ratio_row(system, 'pingpong P=1 N=0', REF_GLIB, 1.0, 'ping-pong P=1 N=0')
+        ratio_row(system, 'pingpong P=1 N=0', 'libverto-glib', 1.2, 'ping-pong P=1 N=0')
+        if system.backend != 'epoll':
+            continue
+        ratio_row(system, 'pingpong P=1 N=10000', REF_LIBEV, 0.75, 'ping-pong P=1 N=10000')
+        ratio_row(system, 'pingpong P=1 N=0', REF_LIBEV, 0.85, 'ping-pong P=1 N=0')
+        ratio_row(system, 'pingpong P=100 N=10000', REF_LIBEV, 1.0, 'ping-pong P=100 N=10000')
+        ratio_row(system, 'churn K=1000', REF_LIBEV, 0.5, 'timer churn K=1000')
+
+        chain = by_key.get('chain 100 µs')
+        mean = summary.get((chain.key, system.key), {}).get('value') if chain else None
+        if chain is not None:
+            rows.append([f'{system.label}, timer chain 100 µs: mean lateness + 100 µs ≤ 150 µs',
+                         'n/a' if mean is None else f'{mean.median + 100:.0f} µs',
+                         verdict(None if mean is None else mean.median + 100 <= 150)])
+
+        cell = by_key.get('pingpong P=100 N=10000')
+        ref = next((s for s in systems if s.driver == 'libevent'), None)
+        if cell is not None and ref is not None:
+            mine = summary.get((cell.key, system.key), {}).get('hwm')
+            theirs = summary.get((cell.key, ref.key), {}).get('hwm')
+            ok = None if mine is None or theirs is None else mine.median <= theirs.median
+            rows.append([f'{system.label}, peak RSS at ping-pong P=100 N=10000 ≤ {LABELS["libevent"]}',
+                         'n/a' if ok is None else f'{mine.median / 1024:.1f} vs {theirs.median / 1024:.1f} MiB',
+                         verdict(ok)])
     return rows
 
 
