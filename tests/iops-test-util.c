@@ -99,11 +99,26 @@ test_timer_event_new (void)
   return g_object_new (TEST_TYPE_TIMER_EVENT, NULL);
 }
 
-static gboolean
-set_flag (gpointer data)
+gboolean
+test_set_flag (gpointer data)
 {
   *(gboolean *) data = TRUE;
   return G_SOURCE_REMOVE;
+}
+
+void
+test_io_flag_hook (TestIOEvent    *event,
+                   IopsEventFlags  ready,
+                   gpointer        data)
+{
+  *(gboolean *) data = TRUE;
+}
+
+void
+test_timer_flag_hook (TestTimerEvent *timer,
+                      gpointer        data)
+{
+  *(gboolean *) data = TRUE;
 }
 
 gboolean
@@ -114,7 +129,7 @@ test_iterate_until (GMainContext   *context,
   gboolean expired = FALSE;
   GSource *deadline = g_timeout_source_new (timeout_ms);
 
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, context);
   while (!*flag && !expired)
     g_main_context_iteration (context, TRUE);
@@ -131,7 +146,7 @@ test_iterate_for (GMainContext *context,
   guint n = 0;
   GSource *deadline = g_timeout_source_new (ms);
 
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, context);
   while (!expired)
     if (g_main_context_iteration (context, TRUE))
@@ -145,4 +160,143 @@ void
 test_socketpair (int fds[2])
 {
   g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), ==, 0);
+}
+
+void
+test_write_byte (int fd)
+{
+  g_assert_cmpint (write (fd, "x", 1), ==, 1);
+}
+
+void
+test_close_pair (int fds[2])
+{
+  close (fds[0]);
+  close (fds[1]);
+}
+
+/* -- the fixture --------------------------------------------------------- */
+
+void
+test_fixture_setup (TestFixture   *f,
+                    gconstpointer  data)
+{
+  f->context = g_main_context_new ();
+  f->glib_iops = iops_glib_iops_new (f->context);
+  f->iops = IOPS_IOPS (f->glib_iops);
+}
+
+void
+test_fixture_setup_mode (TestFixture   *f,
+                         gconstpointer  data)
+{
+  test_fixture_setup (f, data);
+  iops_glib_iops_set_persistent (f->glib_iops, GPOINTER_TO_INT (data));
+}
+
+static void
+test_fixture_drain (TestFixture *f)
+{
+  while (g_main_context_iteration (f->context, FALSE))
+    ;
+  g_main_context_unref (f->context);
+}
+
+void
+test_fixture_teardown (TestFixture   *f,
+                       gconstpointer  data)
+{
+  f->iops = NULL;
+  g_clear_object (&f->glib_iops);
+  test_fixture_drain (f);
+}
+
+void
+test_fixture_teardown_finalize (TestFixture   *f,
+                                gconstpointer  data)
+{
+  if (f->glib_iops != NULL)
+    g_assert_finalize_object (f->glib_iops);
+  test_fixture_drain (f);
+}
+
+void
+test_fixture_teardown_quiet (TestFixture   *f,
+                             gconstpointer  data)
+{
+  if (f->glib_iops != NULL)
+    g_assert_finalize_object (f->glib_iops);
+
+  /* Rule 6: whatever the IOPS still held is released with it. */
+  for (guint i = 0; i < f->n_weak; i++)
+    g_assert_null (f->weak[i]);
+
+  /* Nothing the IOPS attached to the context outlives it. */
+  g_assert_false (g_main_context_iteration (f->context, FALSE));
+  g_main_context_unref (f->context);
+}
+
+void
+test_fixture_track (TestFixture *f,
+                    gpointer     object)
+{
+  g_assert_cmpuint (f->n_weak, <, G_N_ELEMENTS (f->weak));
+  f->weak[f->n_weak] = object;
+  g_object_add_weak_pointer (object, &f->weak[f->n_weak]);
+  f->n_weak++;
+}
+
+/* -- update_event / update_timer ----------------------------------------- */
+
+void
+test_update (IopsIOPS       *iops,
+             gpointer        event,
+             IopsEvAction    action,
+             IopsEventFlags  flags)
+{
+  iops_iops_update_event (iops, IOPS_IO_EVENT (event), action, flags);
+}
+
+void
+test_watch (IopsIOPS       *iops,
+            gpointer        event,
+            IopsEventFlags  flags)
+{
+  test_update (iops, event, IOPS_EVACTION_WATCH, flags);
+}
+
+void
+test_unwatch (IopsIOPS *iops,
+              gpointer  event)
+{
+  test_update (iops, event, IOPS_EVACTION_UNWATCH, 0);
+}
+
+void
+test_cleanup (IopsIOPS *iops,
+              gpointer  event)
+{
+  test_update (iops, event, IOPS_EVACTION_CLEANUP, 0);
+}
+
+void
+test_arm (IopsIOPS *iops,
+          gpointer  timer,
+          gint64    usecs)
+{
+  iops_iops_update_timer (iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, usecs);
+}
+
+void
+test_unwatch_timer (IopsIOPS *iops,
+                    gpointer  timer)
+{
+  iops_iops_update_timer (iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_UNWATCH, 0);
+}
+
+void
+test_cleanup_timer (IopsIOPS *iops,
+                    gpointer  timer)
+{
+  iops_iops_update_timer (iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_CLEANUP, 0);
 }

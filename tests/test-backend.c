@@ -16,67 +16,7 @@
 
 #include "iops-test-util.h"
 
-typedef struct
-{
-  GMainContext *context;
-  IopsGLibIOPS *iops;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->context = g_main_context_new ();
-  f->iops = iops_glib_iops_new (f->context);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  g_assert_finalize_object (f->iops);
-  while (g_main_context_iteration (f->context, FALSE))
-    ;
-  g_main_context_unref (f->context);
-}
-
-static void
-watch (Fixture        *f,
-       gpointer        event,
-       IopsEventFlags  flags)
-{
-  iops_iops_update_event (IOPS_IOPS (f->iops), IOPS_IO_EVENT (event),
-                          IOPS_EVACTION_WATCH, flags);
-}
-
-static void
-cleanup (Fixture  *f,
-         gpointer  event)
-{
-  iops_iops_update_event (IOPS_IOPS (f->iops), IOPS_IO_EVENT (event),
-                          IOPS_EVACTION_CLEANUP, 0);
-}
-
-static void
-set_true (TestIOEvent    *event,
-          IopsEventFlags  ready,
-          gpointer        data)
-{
-  *(gboolean *) data = TRUE;
-}
-
-static gboolean
-set_flag (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static void
-write_byte (int fd)
-{
-  g_assert_cmpint (write (fd, "x", 1), ==, 1);
-}
+typedef TestFixture Fixture;
 
 /* The backend property names what is in use; the environment chose it. */
 static void
@@ -87,9 +27,9 @@ test_backend_property (Fixture       *f,
   g_autofree char *name = NULL;
   IopsGLibIOPS *forced;
 
-  g_object_get (f->iops, "backend", &name, NULL);
+  g_object_get (f->glib_iops, "backend", &name, NULL);
   g_assert_nonnull (name);
-  g_assert_cmpstr (name, ==, iops_glib_iops_get_backend (f->iops));
+  g_assert_cmpstr (name, ==, iops_glib_iops_get_backend (f->glib_iops));
   if (env != NULL && *env != '\0')
     g_assert_cmpstr (name, ==, env);
 
@@ -112,14 +52,13 @@ test_fd_number_reused (Fixture       *f,
 
   test_socketpair (a);
   event = test_io_event_new (a[0]);
-  event->hook = set_true;
+  event->hook = test_io_flag_hook;
   event->hook_data = &fired;
-  watch (f, event, IOPS_READ_EVENT);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
   g_main_context_iteration (f->context, FALSE);
   g_assert_cmpuint (test_io_event_total (event), ==, 0);
 
-  close (a[0]);
-  close (a[1]);
+  test_close_pair (a);
   test_socketpair (b);
   if (b[0] != a[0])
     {
@@ -129,14 +68,13 @@ test_fd_number_reused (Fixture       *f,
       b[0] = a[0];
     }
 
-  watch (f, event, IOPS_READ_EVENT);
-  write_byte (b[1]);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_write_byte (b[1]);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (event->n_r, ==, 1);
 
-  cleanup (f, event);
-  close (b[0]);
-  close (b[1]);
+  test_cleanup (f->iops, event);
+  test_close_pair (b);
 }
 
 /* Rule 2: an fd closed while armed is reported at most once and never
@@ -154,18 +92,18 @@ test_closed_dup_fd_no_spin (Fixture       *f,
   keep = dup (s[0]);
   g_assert_cmpint (keep, >=, 0);
   event = test_io_event_new (s[0]);
-  g_object_set (f->iops, "persistent", TRUE, NULL);
-  watch (f, event, IOPS_READ_EVENT);
+  g_object_set (f->glib_iops, "persistent", TRUE, NULL);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
   g_main_context_iteration (f->context, FALSE);
 
   close (s[0]);
-  write_byte (s[1]);  /* the file behind the closed number is readable */
+  test_write_byte (s[1]);  /* the file behind the closed number is readable */
 
   iterations = test_iterate_for (f->context, 200);
   g_assert_cmpuint (test_io_event_total (event), <=, 1);
   g_assert_cmpuint (iterations, <, 50);
 
-  cleanup (f, event);
+  test_cleanup (f->iops, event);
   iterations = test_iterate_for (f->context, 100);
   g_assert_cmpuint (iterations, <, 20);
   close (keep);
@@ -186,19 +124,19 @@ test_unwatched_dup_fd_no_spin (Fixture       *f,
   test_socketpair (s);
   keep = dup (s[0]);
   event = test_io_event_new (s[0]);
-  event->hook = set_true;
+  event->hook = test_io_flag_hook;
   event->hook_data = &fired;
-  watch (f, event, IOPS_READ_EVENT);
-  write_byte (s[1]);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
 
   close (s[0]);
-  write_byte (s[1]);
+  test_write_byte (s[1]);
   iterations = test_iterate_for (f->context, 200);
   g_assert_cmpuint (event->n_r, ==, 1);
   g_assert_cmpuint (iterations, <, 20);
 
-  cleanup (f, event);
+  test_cleanup (f->iops, event);
   close (keep);
   close (s[1]);
 }
@@ -216,9 +154,9 @@ test_regular_file (Fixture       *f,
 
   g_assert_no_error (error);
   event = test_io_event_new (fd);
-  event->hook = set_true;
+  event->hook = test_io_flag_hook;
   event->hook_data = &fired;
-  watch (f, event, IOPS_RW_EVENT);
+  test_watch (f->iops, event, IOPS_RW_EVENT);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (event->n_rw, ==, 1);
 
@@ -226,7 +164,7 @@ test_regular_file (Fixture       *f,
   test_iterate_for (f->context, 50);
   g_assert_cmpuint (test_io_event_total (event), ==, 1);
 
-  cleanup (f, event);
+  test_cleanup (f->iops, event);
   close (fd);
   g_unlink (path);
 }
@@ -244,26 +182,25 @@ test_two_events_one_fd (Fixture       *f,
   test_socketpair (s);
   reader = test_io_event_new (s[0]);
   writer = test_io_event_new (s[0]);
-  reader->hook = set_true;
+  reader->hook = test_io_flag_hook;
   reader->hook_data = &read_fired;
-  writer->hook = set_true;
+  writer->hook = test_io_flag_hook;
   writer->hook_data = &write_fired;
 
-  watch (f, reader, IOPS_READ_EVENT);
-  watch (f, writer, IOPS_WRITE_EVENT);
+  test_watch (f->iops, reader, IOPS_READ_EVENT);
+  test_watch (f->iops, writer, IOPS_WRITE_EVENT);
   g_assert_true (test_iterate_until (f->context, &write_fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (writer->n_w, ==, 1);
   g_assert_cmpuint (reader->n_r, ==, 0);
 
-  write_byte (s[1]);
+  test_write_byte (s[1]);
   g_assert_true (test_iterate_until (f->context, &read_fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (reader->n_r, ==, 1);
   g_assert_cmpuint (writer->n_w, ==, 1);
 
-  cleanup (f, reader);
-  cleanup (f, writer);
-  close (s[0]);
-  close (s[1]);
+  test_cleanup (f->iops, reader);
+  test_cleanup (f->iops, writer);
+  test_close_pair (s);
 }
 
 typedef struct
@@ -284,8 +221,8 @@ pong (TestIOEvent    *event,
   g_assert_cmpint (read (pp->fd, &c, 1), ==, 1);
   if (--pp->rounds == 0)
     return;
-  write_byte (pp->fd);
-  watch (pp->f, event, IOPS_READ_EVENT);
+  test_write_byte (pp->fd);
+  test_watch (pp->f->iops, event, IOPS_READ_EVENT);
 }
 
 /* A bounded number of idle fds stay watched and never fire while a busy
@@ -323,7 +260,7 @@ test_many_idle_fds (Fixture       *f,
     {
       test_socketpair (idle[i].fd);
       idle_events[i] = test_io_event_new (idle[i].fd[0]);
-      watch (f, idle_events[i], IOPS_READ_EVENT);
+      test_watch (f->iops, idle_events[i], IOPS_READ_EVENT);
     }
 
   test_socketpair (busy);
@@ -331,13 +268,13 @@ test_many_idle_fds (Fixture       *f,
   event = test_io_event_new (busy[0]);
   event->hook = pong;
   event->hook_data = &pp;
-  watch (f, event, IOPS_READ_EVENT);
-  write_byte (busy[1]);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_write_byte (busy[1]);
 
   /* Echo from the test itself, between iterations; a deadline source
    * bounds the wait should a wakeup be lost. */
   deadline = g_timeout_source_new (TEST_DEADLINE_MS);
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
   while (pp.rounds > 0 && !expired)
     {
@@ -345,7 +282,7 @@ test_many_idle_fds (Fixture       *f,
 
       g_main_context_iteration (f->context, TRUE);
       while (read (busy[1], &c, 1) == 1)
-        write_byte (busy[1]);
+        test_write_byte (busy[1]);
     }
   g_source_destroy (deadline);
   g_source_unref (deadline);
@@ -354,14 +291,13 @@ test_many_idle_fds (Fixture       *f,
   for (guint i = 0; i < N_IDLE; i++)
     {
       g_assert_cmpuint (test_io_event_total (idle_events[i]), ==, 0);
-      cleanup (f, idle_events[i]);
+      test_cleanup (f->iops, idle_events[i]);
       g_object_unref (idle_events[i]);
       close (idle[i].fd[0]);
       close (idle[i].fd[1]);
     }
-  cleanup (f, event);
-  close (busy[0]);
-  close (busy[1]);
+  test_cleanup (f->iops, event);
+  test_close_pair (busy);
   g_free (idle);
   g_free (idle_events);
 }
@@ -378,7 +314,7 @@ rearm_forever (TestIOEvent    *event,
                IopsEventFlags  ready,
                gpointer        data)
 {
-  watch (data, event, IOPS_WRITE_EVENT);
+  test_watch (((Fixture *) data)->iops, event, IOPS_WRITE_EVENT);
 }
 
 /* A saturated IOPS (an fd that is always writable, re-armed from every
@@ -401,7 +337,7 @@ test_saturated_is_fair (Fixture       *f,
   g_source_set_priority (idle, G_PRIORITY_DEFAULT);
   g_source_set_callback (idle, count_idle, &n_idle, NULL);
   g_source_attach (idle, f->context);
-  watch (f, event, IOPS_WRITE_EVENT);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
 
   for (guint i = 0; i < 200; i++)
     g_main_context_iteration (f->context, TRUE);
@@ -411,17 +347,15 @@ test_saturated_is_fair (Fixture       *f,
 
   g_source_destroy (idle);
   g_source_unref (idle);
-  cleanup (f, event);
-  close (s[0]);
-  close (s[1]);
+  test_cleanup (f->iops, event);
+  test_close_pair (s);
 }
 
 static void
 timer_rearm_forever (TestTimerEvent *timer,
                      gpointer        data)
 {
-  iops_iops_update_timer (IOPS_IOPS (((Fixture *) data)->iops),
-                          IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, 0);
+  test_arm (((Fixture *) data)->iops, timer, 0);
 }
 
 /* Same for a timer re-armed with 0 µs from its own callback. */
@@ -438,8 +372,7 @@ test_zero_timer_is_fair (Fixture       *f,
   g_source_set_priority (idle, G_PRIORITY_DEFAULT);
   g_source_set_callback (idle, count_idle, &n_idle, NULL);
   g_source_attach (idle, f->context);
-  iops_iops_update_timer (IOPS_IOPS (f->iops), IOPS_TIMER_EVENT (timer),
-                          IOPS_EVACTION_WATCH, 0);
+  test_arm (f->iops, timer, 0);
 
   for (guint i = 0; i < 200; i++)
     g_main_context_iteration (f->context, TRUE);
@@ -449,8 +382,7 @@ test_zero_timer_is_fair (Fixture       *f,
 
   g_source_destroy (idle);
   g_source_unref (idle);
-  iops_iops_update_timer (IOPS_IOPS (f->iops), IOPS_TIMER_EVENT (timer),
-                          IOPS_EVACTION_CLEANUP, 0);
+  test_cleanup_timer (f->iops, timer);
 }
 
 /* Timers keep microsecond deadlines: a 100 µs timer never fires early.
@@ -466,14 +398,12 @@ test_short_timer_never_early (Fixture       *f,
       gint64 armed = g_get_monotonic_time ();
       guint before = timer->n_fired;
 
-      iops_iops_update_timer (IOPS_IOPS (f->iops), IOPS_TIMER_EVENT (timer),
-                              IOPS_EVACTION_WATCH, 100);
+      test_arm (f->iops, timer, 100);
       while (timer->n_fired == before)
         g_main_context_iteration (f->context, TRUE);
       g_assert_cmpint (timer->fired_at - armed, >=, 100);
     }
-  iops_iops_update_timer (IOPS_IOPS (f->iops), IOPS_TIMER_EVENT (timer),
-                          IOPS_EVACTION_CLEANUP, 0);
+  test_cleanup_timer (f->iops, timer);
 }
 
 /* Many watches that fired once and went idle, then a new busy one, then
@@ -510,7 +440,7 @@ test_hot_set_turnover (Fixture       *f,
       setrlimit (RLIMIT_NOFILE, &rl);
     }
 
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
 
   for (guint round = 0; round < 3; round++)
@@ -530,8 +460,8 @@ test_hot_set_turnover (Fixture       *f,
               events[i]->hook = count_hook;
               events[i]->hook_data = &delivered;
             }
-          watch (f, events[i], IOPS_READ_EVENT);
-          write_byte (pairs[i].fd[1]);
+          test_watch (f->iops, events[i], IOPS_READ_EVENT);
+          test_write_byte (pairs[i].fd[1]);
         }
       while (delivered < expected && !expired)
         g_main_context_iteration (f->context, TRUE);
@@ -547,7 +477,7 @@ test_hot_set_turnover (Fixture       *f,
   g_source_unref (deadline);
   for (guint i = 0; i <= N; i++)
     {
-      cleanup (f, events[i]);
+      test_cleanup (f->iops, events[i]);
       g_object_unref (events[i]);
       close (pairs[i].fd[0]);
       close (pairs[i].fd[1]);
@@ -563,7 +493,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(path, fn) \
-  g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+  g_test_add (path, Fixture, NULL, test_fixture_setup, fn, test_fixture_teardown_finalize)
 
   ADD ("/iops/glib/backend/property", test_backend_property);
   ADD ("/iops/glib/backend/fd-number-reused", test_fd_number_reused);

@@ -7,55 +7,7 @@
 
 #include "iops-test-util.h"
 
-typedef struct
-{
-  GMainContext *context;
-  IopsGLibIOPS *glib;
-  IopsIOPS     *iops;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->context = g_main_context_new ();
-  f->glib = iops_glib_iops_new (f->context);
-  f->iops = IOPS_IOPS (f->glib);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  f->iops = NULL;
-  g_clear_object (&f->glib);
-  while (g_main_context_iteration (f->context, FALSE))
-    ;
-  g_main_context_unref (f->context);
-}
-
-static void
-watch (IopsIOPS       *iops,
-       TestIOEvent    *event,
-       IopsEventFlags  flags)
-{
-  iops_iops_update_event (iops, IOPS_IO_EVENT (event), IOPS_EVACTION_WATCH, flags);
-}
-
-static void
-arm (IopsIOPS       *iops,
-     TestTimerEvent *timer,
-     gint64          usecs)
-{
-  iops_iops_update_timer (iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, usecs);
-}
-
-static void
-close_pair (int fds[2])
-{
-  close (fds[0]);
-  close (fds[1]);
-}
+typedef TestFixture Fixture;
 
 /* -- a safety net for start_watching ------------------------------------ */
 
@@ -100,28 +52,13 @@ start_watching_bounded (GMainContext *context,
 
 /* -- small hooks ------------------------------------------------------- */
 
-static void
-timer_flag_hook (TestTimerEvent *timer,
-                 gpointer        data)
-{
-  *(gboolean *) data = TRUE;
-}
-
-static void
-io_flag_hook (TestIOEvent    *event,
-              IopsEventFlags  ready,
-              gpointer        data)
-{
-  *(gboolean *) data = TRUE;
-}
-
 static TestTimerEvent *
 flag_timer_new (gboolean *flag)
 {
   TestTimerEvent *timer = test_timer_event_new ();
 
   *flag = FALSE;
-  timer->hook = timer_flag_hook;
+  timer->hook = test_timer_flag_hook;
   timer->hook_data = flag;
   return timer;
 }
@@ -133,7 +70,7 @@ flag_io_new (int       fd,
   TestIOEvent *event = test_io_event_new (fd);
 
   *flag = FALSE;
-  event->hook = io_flag_hook;
+  event->hook = test_io_flag_hook;
   event->hook_data = flag;
   return event;
 }
@@ -165,17 +102,17 @@ test_returns_when_nothing_armed (Fixture       *f,
   /* Registered but disarmed events do not count as armed. */
   test_socketpair (fds);
   event = test_io_event_new (fds[0]);
-  watch (f->iops, event, IOPS_READ_EVENT);
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_UNWATCH, 0);
-  arm (f->iops, timer, 60 * G_USEC_PER_SEC);
-  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_UNWATCH, 0);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_unwatch (f->iops, event);
+  test_arm (f->iops, timer, 60 * G_USEC_PER_SEC);
+  test_unwatch_timer (f->iops, timer);
 
   g_assert_true (start_watching_bounded (f->context, f->iops));
   g_assert_cmpuint (test_io_event_total (event), ==, 0);
   g_assert_cmpuint (timer->n_fired, ==, 0);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 typedef struct
@@ -192,7 +129,7 @@ rearm_timer_hook (TestTimerEvent *timer,
   Rearm *rearm = data;
 
   if (++rearm->n < rearm->target)
-    arm (rearm->iops, timer, 100);
+    test_arm (rearm->iops, timer, 100);
 }
 
 static void
@@ -212,16 +149,16 @@ test_returns_when_last_delivered (Fixture       *f,
   /* The socket is writable at once; the timer re-arms itself four times.
    * start_watching must neither return before the last delivery nor stay
    * after it. */
-  watch (f->iops, event, IOPS_WRITE_EVENT);
-  arm (f->iops, timer, 100);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
+  test_arm (f->iops, timer, 100);
   g_assert_true (start_watching_bounded (f->context, f->iops));
 
   g_assert_cmpuint (event->n_w, ==, 1);
   g_assert_cmpuint (test_io_event_total (event), ==, 1);
   g_assert_cmpuint (timer->n_fired, ==, rearm.target);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 typedef struct
@@ -238,8 +175,7 @@ idle_unwatch (gpointer data)
 {
   Disarmer *disarmer = data;
 
-  iops_iops_update_event (disarmer->iops, IOPS_IO_EVENT (disarmer->event),
-                          IOPS_EVACTION_UNWATCH, 0);
+  test_unwatch (disarmer->iops, disarmer->event);
   disarmer->unwatched = TRUE;
   return G_SOURCE_REMOVE;
 }
@@ -249,8 +185,7 @@ timeout_cleanup (gpointer data)
 {
   Disarmer *disarmer = data;
 
-  iops_iops_update_timer (disarmer->iops, IOPS_TIMER_EVENT (disarmer->timer),
-                          IOPS_EVACTION_CLEANUP, 0);
+  test_cleanup_timer (disarmer->iops, disarmer->timer);
   disarmer->cleaned_up = TRUE;
   return G_SOURCE_REMOVE;
 }
@@ -272,8 +207,8 @@ test_returns_when_disarmed_by_other_source (Fixture       *f,
 
   /* Neither would ever be delivered within the test: nothing is written,
    * and a minute is beyond the deadline. */
-  watch (f->iops, event, IOPS_READ_EVENT);
-  arm (f->iops, timer, 60 * G_USEC_PER_SEC);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_arm (f->iops, timer, 60 * G_USEC_PER_SEC);
 
   g_source_set_callback (idle, idle_unwatch, &disarmer, NULL);
   g_source_attach (idle, f->context);
@@ -291,8 +226,8 @@ test_returns_when_disarmed_by_other_source (Fixture       *f,
   g_source_unref (idle);
   g_source_destroy (timeout);
   g_source_unref (timeout);
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 static void
@@ -321,17 +256,17 @@ test_returns_when_disarmed_by_event_callback (Fixture       *f,
   trigger->hook = disarm_others_hook;
   trigger->hook_data = &disarmer;
 
-  watch (f->iops, event, IOPS_READ_EVENT);
-  arm (f->iops, timer, 60 * G_USEC_PER_SEC);
-  arm (f->iops, trigger, 1000);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_arm (f->iops, timer, 60 * G_USEC_PER_SEC);
+  test_arm (f->iops, trigger, 1000);
 
   g_assert_true (start_watching_bounded (f->context, f->iops));
   g_assert_cmpuint (trigger->n_fired, ==, 1);
   g_assert_cmpuint (test_io_event_total (event), ==, 0);
   g_assert_cmpuint (timer->n_fired, ==, 0);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 static void
@@ -355,8 +290,8 @@ test_stop_from_callback (Fixture       *f,
   stopper->hook = stop_hook;
   stopper->hook_data = f->iops;
 
-  watch (f->iops, event, IOPS_READ_EVENT);
-  arm (f->iops, stopper, 1000);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_arm (f->iops, stopper, 1000);
   g_assert_true (start_watching_bounded (f->context, f->iops));
   g_assert_cmpuint (stopper->n_fired, ==, 1);
   g_assert_cmpuint (test_io_event_total (event), ==, 0);
@@ -366,7 +301,7 @@ test_stop_from_callback (Fixture       *f,
   g_assert_true (test_iterate_until (f->context, &read_ready, TEST_DEADLINE_MS));
   g_assert_cmpuint (event->n_r, ==, 1);
 
-  close_pair (fds);
+  test_close_pair (fds);
 }
 
 static gboolean
@@ -390,7 +325,7 @@ test_stop_not_remembered (Fixture       *f,
   while (g_main_context_iteration (f->context, FALSE))
     ;
 
-  arm (f->iops, timer, 20000);
+  test_arm (f->iops, timer, 20000);
   g_assert_true (start_watching_bounded (f->context, f->iops));
   /* It ran until the timer fired instead of returning at once. */
   g_assert_true (fired);
@@ -448,7 +383,7 @@ test_stop_from_other_thread (Fixture       *f,
 
   /* Nothing will ever be written: the loop can only block in poll. The
    * idle runs inside start_watching, so the thread stops a running level. */
-  watch (f->iops, event, IOPS_READ_EVENT);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
   thread = g_thread_new ("stopper", stop_thread, &ts);
   attach_idle (f->context, signal_running, &ts);
 
@@ -464,7 +399,7 @@ test_stop_from_other_thread (Fixture       *f,
 
   g_mutex_clear (&ts.lock);
   g_cond_clear (&ts.cond);
-  close_pair (fds);
+  test_close_pair (fds);
 }
 
 /* Nesting: which level each callback ran in. */
@@ -493,13 +428,13 @@ nest_timer_hook (TestTimerEvent *timer,
   if (n == 0)
     {
       /* Re-arm the event whose callback this is, then nest. */
-      arm (nest->iops, timer, 0);
+      test_arm (nest->iops, timer, 0);
       nest->depth++;
       iops_iops_start_watching (nest->iops);
       nest->depth--;
       nest->nested_returned = TRUE;
       /* Due now: only a level that is still running delivers it. */
-      arm (nest->iops, nest->other, 0);
+      test_arm (nest->iops, nest->other, 0);
     }
   else if (n == 1)
     {
@@ -530,9 +465,9 @@ test_nested_timer (Fixture       *f,
   other->hook = nest_other_hook;
   other->hook_data = &nest;
 
-  arm (f->iops, timer, 0);
+  test_arm (f->iops, timer, 0);
   /* Keeps both levels running until the inner one is stopped. */
-  arm (f->iops, other, 60 * G_USEC_PER_SEC);
+  test_arm (f->iops, other, 60 * G_USEC_PER_SEC);
 
   nest.depth = 1;
   g_assert_true (start_watching_bounded (f->context, f->iops));
@@ -559,7 +494,7 @@ nest_io_hook (TestIOEvent    *event,
   nest->fired_depth[n] = nest->depth;
   if (n == 0)
     {
-      watch (nest->iops, event, IOPS_WRITE_EVENT);
+      test_watch (nest->iops, event, IOPS_WRITE_EVENT);
       nest->depth++;
       iops_iops_start_watching (nest->iops);
       nest->depth--;
@@ -582,7 +517,7 @@ test_nested_watch (Fixture       *f,
 
   /* Second delivery inside the nested level, not re-armed: nothing is
    * armed, so both levels return by themselves. */
-  watch (f->iops, event, IOPS_WRITE_EVENT);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
   nest.depth = 1;
   g_assert_true (start_watching_bounded (f->context, f->iops));
   nest.depth = 0;
@@ -593,8 +528,8 @@ test_nested_watch (Fixture       *f,
   g_assert_cmpuint (nest.fired_depth[1], ==, 2);
   g_assert_true (nest.nested_returned);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 static gboolean
@@ -602,8 +537,7 @@ idle_unwatch_nested (gpointer data)
 {
   Nest *nest = data;
 
-  iops_iops_update_event (nest->iops, IOPS_IO_EVENT (nest->unwatch_me),
-                          IOPS_EVACTION_UNWATCH, 0);
+  test_unwatch (nest->iops, nest->unwatch_me);
   return G_SOURCE_REMOVE;
 }
 
@@ -642,8 +576,8 @@ test_nested_all_return (Fixture       *f,
 
   /* The watch never becomes ready; an idle source unwatches it from inside
    * the nested level, after which nothing is armed: every level returns. */
-  watch (f->iops, event, IOPS_READ_EVENT);
-  arm (f->iops, timer, 0);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_arm (f->iops, timer, 0);
   nest.depth = 1;
   g_assert_true (start_watching_bounded (f->context, f->iops));
   nest.depth = 0;
@@ -652,8 +586,8 @@ test_nested_all_return (Fixture       *f,
   g_assert_cmpuint (nest.fired_depth[0], ==, 1);
   g_assert_cmpuint (test_io_event_total (event), ==, 0);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 typedef struct
@@ -681,7 +615,7 @@ app_idle (gpointer data)
   AppLoop *app = data;
 
   /* Like a GTK handler that runs a consumer's blocking call. */
-  arm (app->f->iops, app->timer, 1000);
+  test_arm (app->f->iops, app->timer, 1000);
   app->depth++;
   app->returned = start_watching_bounded (app->f->context, app->f->iops);
   app->depth--;
@@ -738,7 +672,7 @@ any_timer_hook (TestTimerEvent *timer,
   AnyLoop *any = data;
 
   if (++any->ticks < 3)
-    arm (any->iops, timer, 500);
+    test_arm (any->iops, timer, 500);
   any_loop_check (any);
 }
 
@@ -768,8 +702,8 @@ any_loop_prepare (Fixture         *f,
   (*timer)->hook = any_timer_hook;
   (*timer)->hook_data = any;
 
-  watch (f->iops, *event, IOPS_WRITE_EVENT);
-  arm (f->iops, *timer, 500);
+  test_watch (f->iops, *event, IOPS_WRITE_EVENT);
+  test_arm (f->iops, *timer, 500);
 }
 
 static void
@@ -786,8 +720,8 @@ test_any_loop_iteration (Fixture       *f,
   g_assert_cmpuint (timer->n_fired, ==, 3);
   g_assert_cmpuint (event->n_w, ==, 1);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 static gboolean
@@ -821,8 +755,8 @@ test_any_loop_main_loop (Fixture       *f,
   g_source_destroy (deadline);
   g_source_unref (deadline);
   g_main_loop_unref (any.loop);
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 /* -- NULL context ------------------------------------------------------- */
@@ -846,7 +780,7 @@ test_null_context_thread_default (void)
   g_assert_true (property == context);
   g_main_context_unref (property);
 
-  arm (IOPS_IOPS (glib), timer, 100);
+  test_arm (IOPS_IOPS (glib), timer, 100);
   g_assert_true (test_iterate_until (context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (timer->n_fired, ==, 1);
 
@@ -863,7 +797,7 @@ test_null_context_global_default (void)
 
   g_assert_true (iops_glib_iops_get_context (glib) == g_main_context_default ());
 
-  arm (IOPS_IOPS (glib), timer, 100);
+  test_arm (IOPS_IOPS (glib), timer, 100);
   g_assert_true (test_iterate_until (g_main_context_default (), &fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (timer->n_fired, ==, 1);
 }
@@ -917,7 +851,7 @@ ping_hook (TestIOEvent    *event,
   if (read (side->fds[0], &c, 1) != 1 || write (side->fds[0], "p", 1) != 1)
     side->io_errors++;
   if (++side->pings < PING_PONGS)
-    watch (side->iops, event, IOPS_READ_EVENT);
+    test_watch (side->iops, event, IOPS_READ_EVENT);
 }
 
 static void
@@ -934,7 +868,7 @@ pong_hook (TestIOEvent    *event,
     {
       if (write (side->fds[1], "q", 1) != 1)
         side->io_errors++;
-      watch (side->iops, event, IOPS_READ_EVENT);
+      test_watch (side->iops, event, IOPS_READ_EVENT);
     }
 }
 
@@ -948,7 +882,7 @@ tick_hook (TestTimerEvent *timer,
   if (++side->ticks < TICKS)
     {
       side->tick_armed_at = g_get_monotonic_time ();
-      arm (side->iops, timer, 200);
+      test_arm (side->iops, timer, 200);
     }
 }
 
@@ -977,10 +911,10 @@ side_thread (gpointer data)
   tick->hook = tick_hook;
   tick->hook_data = side;
 
-  watch (side->iops, ping, IOPS_READ_EVENT);
-  watch (side->iops, pong, IOPS_READ_EVENT);
+  test_watch (side->iops, ping, IOPS_READ_EVENT);
+  test_watch (side->iops, pong, IOPS_READ_EVENT);
   side->tick_armed_at = g_get_monotonic_time ();
-  arm (side->iops, tick, 200);
+  test_arm (side->iops, tick, 200);
   if (write (side->fds[1], "q", 1) != 1)
     side->io_errors++;
 
@@ -988,14 +922,14 @@ side_thread (gpointer data)
   barrier_wait (side->barrier, 2);
   side->returned = start_watching_bounded (side->context, side->iops);
 
-  iops_iops_update_event (side->iops, IOPS_IO_EVENT (ping), IOPS_EVACTION_CLEANUP, 0);
-  iops_iops_update_event (side->iops, IOPS_IO_EVENT (pong), IOPS_EVACTION_CLEANUP, 0);
-  iops_iops_update_timer (side->iops, IOPS_TIMER_EVENT (tick), IOPS_EVACTION_CLEANUP, 0);
+  test_cleanup (side->iops, ping);
+  test_cleanup (side->iops, pong);
+  test_cleanup_timer (side->iops, tick);
   g_object_unref (ping);
   g_object_unref (pong);
   g_object_unref (tick);
   g_object_unref (glib);
-  close_pair (side->fds);
+  test_close_pair (side->fds);
   g_main_context_pop_thread_default (side->context);
   g_main_context_unref (side->context);
   return NULL;
@@ -1070,10 +1004,10 @@ armed_init (Armed    *armed,
       g_object_add_weak_pointer (objects[i], &armed->alive[i]);
     }
 
-  watch (iops, armed->ready_now, IOPS_WRITE_EVENT);
-  watch (iops, armed->ready_later, IOPS_READ_EVENT);
-  arm (iops, armed->due_now, 0);
-  arm (iops, armed->due_later, 5000);
+  test_watch (iops, armed->ready_now, IOPS_WRITE_EVENT);
+  test_watch (iops, armed->ready_later, IOPS_READ_EVENT);
+  test_arm (iops, armed->due_now, 0);
+  test_arm (iops, armed->due_later, 5000);
 }
 
 static guint
@@ -1109,7 +1043,7 @@ test_dispose_no_callback (Fixture       *f,
 
   armed_init (&armed, f->iops);
   f->iops = NULL;
-  g_clear_object (&f->glib);
+  g_clear_object (&f->glib_iops);
 
   /* Everything that was armed becomes ready or due now. */
   g_assert_cmpint (write (armed.fds[0], "x", 1), ==, 1);
@@ -1121,7 +1055,7 @@ test_dispose_no_callback (Fixture       *f,
     g_assert_nonnull (armed.alive[i]);
   armed_unref (&armed);
   armed_assert_finalized (&armed);
-  close_pair (armed.fds);
+  test_close_pair (armed.fds);
 }
 
 static void
@@ -1135,8 +1069,8 @@ test_dispose_releases_references (Fixture       *f,
   g_object_add_weak_pointer (G_OBJECT (disarmed), &disarmed_alive);
   armed_init (&armed, f->iops);
   /* Registered, then disarmed: the IOPS knows it but holds no reference. */
-  arm (f->iops, disarmed, 60 * G_USEC_PER_SEC);
-  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (disarmed), IOPS_EVACTION_UNWATCH, 0);
+  test_arm (f->iops, disarmed, 60 * G_USEC_PER_SEC);
+  test_unwatch_timer (f->iops, disarmed);
 
   /* Rule 6: armed events are kept alive by the IOPS alone. */
   armed_unref (&armed);
@@ -1144,7 +1078,7 @@ test_dispose_releases_references (Fixture       *f,
     g_assert_nonnull (armed.alive[i]);
 
   f->iops = NULL;
-  g_clear_object (&f->glib);
+  g_clear_object (&f->glib_iops);
   armed_assert_finalized (&armed);
 
   /* The disarmed one outlives the IOPS and is still usable. */
@@ -1153,7 +1087,7 @@ test_dispose_releases_references (Fixture       *f,
   g_assert_null (disarmed_alive);
 
   test_iterate_for (f->context, 10);
-  close_pair (armed.fds);
+  test_close_pair (armed.fds);
 }
 
 static void
@@ -1166,18 +1100,18 @@ test_dispose_events_reusable (Fixture       *f,
 
   armed_init (&armed, f->iops);
   f->iops = NULL;
-  g_clear_object (&f->glib);
+  g_clear_object (&f->glib_iops);
 
   /* The events were registered with the disposed IOPS; they are fresh
    * registrations for a new one. */
   second = iops_glib_iops_new (f->context);
-  armed.ready_now->hook = io_flag_hook;
+  armed.ready_now->hook = test_io_flag_hook;
   armed.ready_now->hook_data = &ready_now;
-  armed.due_now->hook = timer_flag_hook;
+  armed.due_now->hook = test_timer_flag_hook;
   armed.due_now->hook_data = &due_now;
   ready_now = due_now = FALSE;
-  watch (IOPS_IOPS (second), armed.ready_now, IOPS_WRITE_EVENT);
-  arm (IOPS_IOPS (second), armed.due_now, 0);
+  test_watch (IOPS_IOPS (second), armed.ready_now, IOPS_WRITE_EVENT);
+  test_arm (IOPS_IOPS (second), armed.due_now, 0);
 
   g_assert_true (test_iterate_until (f->context, &ready_now, TEST_DEADLINE_MS));
   g_assert_true (test_iterate_until (f->context, &due_now, TEST_DEADLINE_MS));
@@ -1193,7 +1127,7 @@ test_dispose_events_reusable (Fixture       *f,
   g_object_unref (second);
   armed_unref (&armed);
   armed_assert_finalized (&armed);
-  close_pair (armed.fds);
+  test_close_pair (armed.fds);
 }
 
 typedef struct
@@ -1211,7 +1145,7 @@ drop_iops (Dropper *dropper)
   if (dropper->armed != NULL)
     dropper->at_drop = armed_callbacks (dropper->armed);
   dropper->f->iops = NULL;
-  g_clear_object (&dropper->f->glib);
+  g_clear_object (&dropper->f->glib_iops);
   dropper->dropped = TRUE;
 }
 
@@ -1238,9 +1172,9 @@ dropper_init (Dropper *dropper,
   dropper->f = f;
   dropper->armed = armed;
   dropper->at_drop = 0;
-  dropper->glib_alive = f->glib;
+  dropper->glib_alive = f->glib_iops;
   dropper->dropped = FALSE;
-  g_object_add_weak_pointer (G_OBJECT (f->glib), &dropper->glib_alive);
+  g_object_add_weak_pointer (G_OBJECT (f->glib_iops), &dropper->glib_alive);
 }
 
 static void
@@ -1269,7 +1203,7 @@ test_dispose_in_io_callback (Fixture       *f,
 
   armed_unref (&armed);
   armed_assert_finalized (&armed);
-  close_pair (armed.fds);
+  test_close_pair (armed.fds);
 }
 
 static void
@@ -1285,7 +1219,7 @@ test_dispose_in_timer_callback (Fixture       *f,
   first->hook_data = &dropper;
   /* Armed before the others: it fires first, and due_now (0 µs) is due in
    * the same iteration when the IOPS goes away. */
-  arm (f->iops, first, 0);
+  test_arm (f->iops, first, 0);
   armed_init (&armed, f->iops);
   iops_iops_update_event (f->iops, IOPS_IO_EVENT (armed.ready_now),
                           IOPS_EVACTION_UNWATCH, 0);
@@ -1300,7 +1234,7 @@ test_dispose_in_timer_callback (Fixture       *f,
 
   armed_unref (&armed);
   armed_assert_finalized (&armed);
-  close_pair (armed.fds);
+  test_close_pair (armed.fds);
 }
 
 static void
@@ -1317,7 +1251,7 @@ test_dispose_in_callback_last_armed (Fixture       *f,
 
   /* The callback drops the last reference while start_watching runs; the
    * call must return without touching a dead IOPS. */
-  arm (iops, timer, 100);
+  test_arm (iops, timer, 100);
   g_assert_true (start_watching_bounded (f->context, iops));
   g_assert_true (dropper.dropped);
   g_assert_cmpuint (timer->n_fired, ==, 1);
@@ -1355,7 +1289,7 @@ test_dispose_in_callback_while_watching (Fixture       *f,
 
   armed_unref (&armed);
   armed_assert_finalized (&armed);
-  close_pair (armed.fds);
+  test_close_pair (armed.fds);
 }
 
 /* -- rule 13: properties ------------------------------------------------ */
@@ -1368,11 +1302,11 @@ test_property_defaults (Fixture       *f,
   int priority = 42;
   gboolean persistent = TRUE;
 
-  g_assert_cmpint (iops_glib_iops_get_priority (f->glib), ==, G_PRIORITY_DEFAULT);
-  g_assert_false (iops_glib_iops_get_persistent (f->glib));
-  g_assert_true (iops_glib_iops_get_context (f->glib) == f->context);
+  g_assert_cmpint (iops_glib_iops_get_priority (f->glib_iops), ==, G_PRIORITY_DEFAULT);
+  g_assert_false (iops_glib_iops_get_persistent (f->glib_iops));
+  g_assert_true (iops_glib_iops_get_context (f->glib_iops) == f->context);
 
-  g_object_get (f->glib,
+  g_object_get (f->glib_iops,
                 "context", &context,
                 "priority", &priority,
                 "persistent", &persistent,
@@ -1410,31 +1344,31 @@ test_property_notify (Fixture       *f,
   int priority;
   gboolean persistent;
 
-  g_signal_connect (f->glib, "notify", G_CALLBACK (on_notify), &notifies);
+  g_signal_connect (f->glib_iops, "notify", G_CALLBACK (on_notify), &notifies);
 
-  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
   g_assert_cmpuint (notifies.priority, ==, 1);
-  g_assert_cmpint (iops_glib_iops_get_priority (f->glib), ==, G_PRIORITY_LOW);
+  g_assert_cmpint (iops_glib_iops_get_priority (f->glib_iops), ==, G_PRIORITY_LOW);
   /* No change, no notification. */
-  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
   g_assert_cmpuint (notifies.priority, ==, 1);
-  g_object_set (f->glib, "priority", G_PRIORITY_HIGH, NULL);
+  g_object_set (f->glib_iops, "priority", G_PRIORITY_HIGH, NULL);
   g_assert_cmpuint (notifies.priority, ==, 2);
-  g_object_set (f->glib, "priority", G_PRIORITY_HIGH, NULL);
+  g_object_set (f->glib_iops, "priority", G_PRIORITY_HIGH, NULL);
   g_assert_cmpuint (notifies.priority, ==, 2);
-  g_object_get (f->glib, "priority", &priority, NULL);
+  g_object_get (f->glib_iops, "priority", &priority, NULL);
   g_assert_cmpint (priority, ==, G_PRIORITY_HIGH);
 
-  iops_glib_iops_set_persistent (f->glib, TRUE);
+  iops_glib_iops_set_persistent (f->glib_iops, TRUE);
   g_assert_cmpuint (notifies.persistent, ==, 1);
-  g_assert_true (iops_glib_iops_get_persistent (f->glib));
-  iops_glib_iops_set_persistent (f->glib, TRUE);
+  g_assert_true (iops_glib_iops_get_persistent (f->glib_iops));
+  iops_glib_iops_set_persistent (f->glib_iops, TRUE);
   g_assert_cmpuint (notifies.persistent, ==, 1);
-  g_object_set (f->glib, "persistent", FALSE, NULL);
+  g_object_set (f->glib_iops, "persistent", FALSE, NULL);
   g_assert_cmpuint (notifies.persistent, ==, 2);
-  g_object_set (f->glib, "persistent", FALSE, NULL);
+  g_object_set (f->glib_iops, "persistent", FALSE, NULL);
   g_assert_cmpuint (notifies.persistent, ==, 2);
-  g_object_get (f->glib, "persistent", &persistent, NULL);
+  g_object_get (f->glib_iops, "persistent", &persistent, NULL);
   g_assert_false (persistent);
 
   /* Neither setter notifies the other property. */
@@ -1498,7 +1432,7 @@ busy_io_hook (TestIOEvent    *event,
 
   busy_record (busy);
   if (busy_count (busy) == 1)
-    watch (busy->f->iops, event, IOPS_WRITE_EVENT);
+    test_watch (busy->f->iops, event, IOPS_WRITE_EVENT);
 }
 
 static void
@@ -1509,7 +1443,7 @@ busy_timer_hook (TestTimerEvent *timer,
 
   busy_record (busy);
   if (busy_count (busy) == 1)
-    arm (busy->f->iops, timer, 0);
+    test_arm (busy->f->iops, timer, 0);
 }
 
 static GSource *
@@ -1553,14 +1487,14 @@ test_priority_watch (Fixture       *f,
   event->hook_data = &busy;
   busy.event = event;
 
-  watch (f->iops, event, IOPS_WRITE_EVENT);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
   /* Applies from the event's next WATCH, not to the armed one. */
-  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
   busy_run (&busy);
   g_assert_cmpuint (event->n_w, ==, 2);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 static void
@@ -1574,8 +1508,8 @@ test_priority_timer (Fixture       *f,
   timer->hook_data = &busy;
   busy.timer = timer;
 
-  arm (f->iops, timer, 0);
-  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
+  test_arm (f->iops, timer, 0);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
   busy_run (&busy);
   g_assert_cmpuint (timer->n_fired, ==, 2);
 }
@@ -1632,9 +1566,9 @@ test_priority_per_timer (Fixture       *f,
 
   /* Two armed timers with different priorities: each keeps the priority
    * of its own latest WATCH. */
-  arm (f->iops, high, 0);
-  iops_glib_iops_set_priority (f->glib, G_PRIORITY_LOW);
-  arm (f->iops, low, 0);
+  test_arm (f->iops, high, 0);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
+  test_arm (f->iops, low, 0);
 
   g_source_set_priority (idle, G_PRIORITY_DEFAULT);
   g_source_set_callback (idle, always_continue, NULL, NULL);
@@ -1684,26 +1618,26 @@ test_persistent_applies_from_next_watch (Fixture       *f,
   event->hook_data = &count;
 
   /* Armed one-shot; switching to persistent does not change that. */
-  watch (f->iops, event, IOPS_WRITE_EVENT);
-  iops_glib_iops_set_persistent (f->glib, TRUE);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
+  iops_glib_iops_set_persistent (f->glib_iops, TRUE);
   g_assert_true (test_iterate_until (f->context, &count.reached, TEST_DEADLINE_MS));
   test_iterate_for (f->context, 20);
   g_assert_cmpuint (event->n_w, ==, 1);
 
   /* The next WATCH is persistent: delivered again and again. */
-  watch (f->iops, event, IOPS_WRITE_EVENT);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
   count.target = 4;
   count.reached = FALSE;
   g_assert_true (test_iterate_until (f->context, &count.reached, TEST_DEADLINE_MS));
 
   /* Switching back leaves the armed watch persistent ... */
-  iops_glib_iops_set_persistent (f->glib, FALSE);
+  iops_glib_iops_set_persistent (f->glib_iops, FALSE);
   count.target = test_io_event_total (event) + 3;
   count.reached = FALSE;
   g_assert_true (test_iterate_until (f->context, &count.reached, TEST_DEADLINE_MS));
 
   /* ... until its next WATCH, which is one-shot again. */
-  watch (f->iops, event, IOPS_WRITE_EVENT);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
   n = test_io_event_total (event);
   count.target = n + 1;
   count.reached = FALSE;
@@ -1712,8 +1646,8 @@ test_persistent_applies_from_next_watch (Fixture       *f,
   g_assert_cmpuint (test_io_event_total (event), ==, n + 1);
   g_assert_cmpuint (test_io_event_total (event), ==, event->n_w);
 
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
-  close_pair (fds);
+  test_cleanup (f->iops, event);
+  test_close_pair (fds);
 }
 
 int
@@ -1723,7 +1657,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(path, func) \
-  g_test_add ("/iops/glib/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  g_test_add ("/iops/glib/" path, Fixture, NULL, test_fixture_setup, func, test_fixture_teardown)
 
   ADD ("start-watching/returns-when-nothing-armed", test_returns_when_nothing_armed);
   ADD ("start-watching/returns-when-last-delivered", test_returns_when_last_delivered);

@@ -34,8 +34,7 @@ fixture_teardown (Fixture       *f,
   while (g_main_context_iteration (f->context, FALSE))
     ;
   g_main_context_unref (f->context);
-  close (f->fds[0]);
-  close (f->fds[1]);
+  test_close_pair (f->fds);
 }
 
 /* Every precondition failure is a g_return_if_fail() critical of the
@@ -66,21 +65,6 @@ update_timer (Fixture        *f,
   iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), (IopsEvAction) action, usecs);
 }
 
-static void
-flag_hook (TestTimerEvent *timer,
-           gpointer        data)
-{
-  *(gboolean *) data = TRUE;
-}
-
-static void
-io_flag_hook (TestIOEvent    *event,
-              IopsEventFlags  ready,
-              gpointer        data)
-{
-  *(gboolean *) data = TRUE;
-}
-
 /* Arms a timer @usecs from now and iterates until it fired; timers fire in
  * deadline order, and an fd that is ready by then has been polled. */
 static void
@@ -90,7 +74,7 @@ run_past (Fixture *f,
   gboolean fired = FALSE;
   g_autoptr(TestTimerEvent) sentinel = test_timer_event_new ();
 
-  sentinel->hook = flag_hook;
+  sentinel->hook = test_timer_flag_hook;
   sentinel->hook_data = &fired;
   update_timer (f, sentinel, IOPS_EVACTION_WATCH, usecs);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
@@ -327,7 +311,7 @@ test_unknown_action_keeps_watch (Fixture       *f,
   gboolean ready = FALSE;
   g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
 
-  event->hook = io_flag_hook;
+  event->hook = test_io_flag_hook;
   event->hook_data = &ready;
 
   /* Armed for READ; nothing written yet. Taken as a WATCH, the rejected
@@ -356,7 +340,7 @@ test_unknown_action_keeps_timer (Fixture       *f,
   g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
   gint64 armed_at;
 
-  timer->hook = flag_hook;
+  timer->hook = test_timer_flag_hook;
   timer->hook_data = &fired;
 
   armed_at = g_get_monotonic_time ();
@@ -395,7 +379,7 @@ test_unknown_flags_keep_watch (Fixture       *f,
   gboolean ready = FALSE;
   g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
 
-  event->hook = io_flag_hook;
+  event->hook = test_io_flag_hook;
   event->hook_data = &ready;
 
   update_event (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
@@ -444,7 +428,7 @@ test_negative_fd_keeps_watch (Fixture       *f,
   gboolean ready = FALSE;
   g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
 
-  event->hook = io_flag_hook;
+  event->hook = test_io_flag_hook;
   event->hook_data = &ready;
 
   update_event (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
@@ -488,7 +472,7 @@ test_negative_usecs_keeps_timer (Fixture       *f,
   g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
   gint64 armed_at;
 
-  timer->hook = flag_hook;
+  timer->hook = test_timer_flag_hook;
   timer->hook_data = &fired;
 
   armed_at = g_get_monotonic_time ();
@@ -511,7 +495,7 @@ test_unwatch_ignores_flags (Fixture       *f,
   gboolean ready = FALSE;
   g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
 
-  event->hook = io_flag_hook;
+  event->hook = test_io_flag_hook;
   event->hook_data = &ready;
 
   /* No critical expected: an unexpected one aborts the test. */
@@ -560,7 +544,7 @@ test_unwatch_ignores_usecs (Fixture       *f,
   gboolean fired = FALSE;
   g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
 
-  timer->hook = flag_hook;
+  timer->hook = test_timer_flag_hook;
   timer->hook_data = &fired;
 
   update_timer (f, timer, IOPS_EVACTION_WATCH, 1000);

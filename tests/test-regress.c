@@ -18,78 +18,7 @@
  * 256), so that further watches stay in the epoll set. */
 #define N_HOT_FILL 256
 
-typedef struct
-{
-  GMainContext *context;
-  IopsGLibIOPS *iops;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->context = g_main_context_new ();
-  f->iops = iops_glib_iops_new (f->context);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  if (f->iops != NULL)
-    g_assert_finalize_object (f->iops);
-  while (g_main_context_iteration (f->context, FALSE))
-    ;
-  g_main_context_unref (f->context);
-}
-
-static void
-watch (Fixture        *f,
-       gpointer        event,
-       IopsEventFlags  flags)
-{
-  iops_iops_update_event (IOPS_IOPS (f->iops), IOPS_IO_EVENT (event),
-                          IOPS_EVACTION_WATCH, flags);
-}
-
-static void
-unwatch (Fixture  *f,
-         gpointer  event)
-{
-  iops_iops_update_event (IOPS_IOPS (f->iops), IOPS_IO_EVENT (event),
-                          IOPS_EVACTION_UNWATCH, 0);
-}
-
-static void
-cleanup (Fixture  *f,
-         gpointer  event)
-{
-  iops_iops_update_event (IOPS_IOPS (f->iops), IOPS_IO_EVENT (event),
-                          IOPS_EVACTION_CLEANUP, 0);
-}
-
-static void
-arm_timer (Fixture  *f,
-           gpointer  timer,
-           gint64    usecs)
-{
-  iops_iops_update_timer (IOPS_IOPS (f->iops), IOPS_TIMER_EVENT (timer),
-                          IOPS_EVACTION_WATCH, usecs);
-}
-
-static void
-cleanup_timer (Fixture  *f,
-               gpointer  timer)
-{
-  iops_iops_update_timer (IOPS_IOPS (f->iops), IOPS_TIMER_EVENT (timer),
-                          IOPS_EVACTION_CLEANUP, 0);
-}
-
-static void
-write_byte (int fd)
-{
-  g_assert_cmpint (write (fd, "x", 1), ==, 1);
-}
+typedef TestFixture Fixture;
 
 static void
 drain (int fd)
@@ -98,13 +27,6 @@ drain (int fd)
 
   while (read (fd, buf, sizeof buf) > 0)
     ;
-}
-
-static gboolean
-set_flag (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
 }
 
 /* -- a set of watches made hot ------------------------------------------ */
@@ -128,7 +50,7 @@ hot_fill_hook (TestIOEvent    *event,
   HotFill *fill = data;
 
   drain (iops_io_event_fileno (IOPS_IO_EVENT (event)));
-  watch (fill->f, event, IOPS_READ_EVENT);
+  test_watch (fill->f->iops, event, IOPS_READ_EVENT);
   fill->n_delivered++;
 }
 
@@ -147,12 +69,12 @@ hot_fill_setup (HotFill *fill,
       fill->events[i] = test_io_event_new (fill->fds[i][0]);
       fill->events[i]->hook = hot_fill_hook;
       fill->events[i]->hook_data = fill;
-      watch (f, fill->events[i], IOPS_READ_EVENT);
-      write_byte (fill->fds[i][1]);
+      test_watch (f->iops, fill->events[i], IOPS_READ_EVENT);
+      test_write_byte (fill->fds[i][1]);
     }
 
   deadline = g_timeout_source_new (TEST_DEADLINE_MS);
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
   while (fill->n_delivered < N_HOT_FILL && !expired)
     g_main_context_iteration (f->context, TRUE);
@@ -168,7 +90,7 @@ hot_fill_teardown (HotFill *fill)
     {
       if (fill->events[i] != NULL)
         {
-          cleanup (fill->f, fill->events[i]);
+          test_cleanup (fill->f->iops, fill->events[i]);
           g_clear_object (&fill->events[i]);
         }
       close (fill->fds[i][0]);
@@ -183,14 +105,14 @@ rearm_write (TestIOEvent    *event,
              IopsEventFlags  ready,
              gpointer        data)
 {
-  watch (data, event, IOPS_WRITE_EVENT);
+  test_watch (((Fixture *) data)->iops, event, IOPS_WRITE_EVENT);
 }
 
 static void
 rearm_timer_zero (TestTimerEvent *timer,
                   gpointer        data)
 {
-  arm_timer (data, timer, 0);
+  test_arm (((Fixture *) data)->iops, timer, 0);
 }
 
 /* Rules 2 and 9: an fd that stays ready is delivered whenever the context
@@ -212,8 +134,8 @@ test_due_timer_starves_watch (Fixture       *f,
   timer->hook = rearm_timer_zero;
   timer->hook_data = f;
 
-  watch (f, event, IOPS_WRITE_EVENT);
-  arm_timer (f, timer, 0);
+  test_watch (f->iops, event, IOPS_WRITE_EVENT);
+  test_arm (f->iops, timer, 0);
 
   for (guint i = 0; i < 200; i++)
     g_main_context_iteration (f->context, TRUE);
@@ -221,10 +143,9 @@ test_due_timer_starves_watch (Fixture       *f,
   g_assert_cmpuint (timer->n_fired, >, 10);
   g_assert_cmpuint (event->n_w, >, 10);
 
-  cleanup_timer (f, timer);
-  cleanup (f, event);
-  close (s[0]);
-  close (s[1]);
+  test_cleanup_timer (f->iops, timer);
+  test_cleanup (f->iops, event);
+  test_close_pair (s);
 }
 
 /* Same, with a timer that merely happens to be due when a readable fd was
@@ -245,21 +166,21 @@ test_due_timer_delays_read (Fixture       *f,
   timer->hook_data = f;
 
   /* One delivery, re-armed from outside: a watch that fired before. */
-  watch (f, event, IOPS_READ_EVENT);
-  write_byte (s[1]);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   g_assert_true (test_iterate_until (f->context, (gboolean *) &event->n_r, TEST_DEADLINE_MS));
   drain (s[0]);
-  watch (f, event, IOPS_READ_EVENT);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
   g_main_context_iteration (f->context, FALSE);
-  watch (f, event, IOPS_READ_EVENT);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
   g_main_context_iteration (f->context, FALSE);
 
   /* Now a timer due on every iteration, and data to read. */
-  arm_timer (f, timer, 0);
-  write_byte (s[1]);
+  test_arm (f->iops, timer, 0);
+  test_write_byte (s[1]);
 
   deadline = g_timeout_source_new (TEST_DEADLINE_MS);
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
   while (event->n_r < 2 && !expired)
     g_main_context_iteration (f->context, TRUE);
@@ -268,10 +189,9 @@ test_due_timer_delays_read (Fixture       *f,
 
   g_assert_cmpuint (event->n_r, ==, 2);
 
-  cleanup_timer (f, timer);
-  cleanup (f, event);
-  close (s[0]);
-  close (s[1]);
+  test_cleanup_timer (f->iops, timer);
+  test_cleanup (f->iops, event);
+  test_close_pair (s);
 }
 
 /* -- rule 13 with a full hot set ---------------------------------------- */
@@ -295,11 +215,11 @@ prio_change_hook (TestIOEvent    *event,
   if (event->n_r == 1)
     {
       /* Re-arm at a lower priority, then let go of another watch. */
-      iops_glib_iops_set_priority (pc->f->iops, G_PRIORITY_LOW);
-      watch (pc->f, event, IOPS_READ_EVENT);
-      cleanup (pc->f, pc->fill->events[0]);
+      iops_glib_iops_set_priority (pc->f->glib_iops, G_PRIORITY_LOW);
+      test_watch (pc->f->iops, event, IOPS_READ_EVENT);
+      test_cleanup (pc->f->iops, pc->fill->events[0]);
       g_clear_object (&pc->fill->events[0]);
-      iops_glib_iops_set_priority (pc->f->iops, G_PRIORITY_DEFAULT);
+      iops_glib_iops_set_priority (pc->f->glib_iops, G_PRIORITY_DEFAULT);
     }
   else
     {
@@ -338,8 +258,8 @@ test_rearm_priority_then_cleanup_other (Fixture       *f,
   event->hook = prio_change_hook;
   event->hook_data = &pc;
 
-  watch (f, event, IOPS_READ_EVENT);
-  write_byte (s[1]);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   g_assert_true (test_iterate_until (f->context, (gboolean *) &event->n_r, TEST_DEADLINE_MS));
   g_assert_cmpuint (event->n_r, ==, 1);
 
@@ -347,12 +267,12 @@ test_rearm_priority_then_cleanup_other (Fixture       *f,
   idle = g_idle_source_new ();
   g_source_set_priority (idle, G_PRIORITY_DEFAULT_IDLE);
   g_source_set_callback (idle, prio_idle, pc.order, NULL);
-  write_byte (s[1]);
+  test_write_byte (s[1]);
   g_source_attach (idle, f->context);
   g_source_unref (idle);
 
   deadline = g_timeout_source_new (TEST_DEADLINE_MS);
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
   while (pc.order->len < 2 && !expired)
     g_main_context_iteration (f->context, TRUE);
@@ -361,10 +281,9 @@ test_rearm_priority_then_cleanup_other (Fixture       *f,
 
   g_assert_cmpstr (pc.order->str, ==, "IX");
 
-  cleanup (f, event);
+  test_cleanup (f->iops, event);
   g_string_free (pc.order, TRUE);
-  close (s[0]);
-  close (s[1]);
+  test_close_pair (s);
   hot_fill_teardown (&fill);
 }
 
@@ -396,13 +315,13 @@ run_persistent_closed_reused (Fixture *f,
   if (fill_hot)
     hot_fill_setup (&fill, f);
 
-  iops_glib_iops_set_persistent (f->iops, TRUE);
+  iops_glib_iops_set_persistent (f->glib_iops, TRUE);
   test_socketpair (a);
   event = test_io_event_new (a[0]);
   event->hook = count_only;
   event->hook_data = GINT_TO_POINTER (a[0]);
-  watch (f, event, IOPS_READ_EVENT);
-  iops_glib_iops_set_persistent (f->iops, FALSE);
+  test_watch (f->iops, event, IOPS_READ_EVENT);
+  iops_glib_iops_set_persistent (f->glib_iops, FALSE);
   g_main_context_iteration (f->context, FALSE);
   g_assert_cmpuint (test_io_event_total (event), ==, 0);
 
@@ -412,16 +331,15 @@ run_persistent_closed_reused (Fixture *f,
   g_assert_cmpint (dup3 (b[0], a[0], O_CLOEXEC), ==, a[0]);  /* closes the old one */
   close (b[0]);
 
-  write_byte (a[1]);  /* the closed file is readable now */
+  test_write_byte (a[1]);  /* the closed file is readable now */
   test_iterate_for (f->context, 200);
   before = test_io_event_total (event);
   g_assert_cmpuint (before, <=, 1);
   test_iterate_for (f->context, 200);
   g_assert_cmpuint (test_io_event_total (event), ==, before);
 
-  cleanup (f, event);
-  close (a[0]);
-  close (a[1]);
+  test_cleanup (f->iops, event);
+  test_close_pair (a);
   close (b[1]);
   close (keep);
   if (fill_hot)
@@ -460,8 +378,8 @@ test_many_lazy_no_spin (Fixture       *f,
     {
       test_socketpair (fds[i]);
       events[i] = test_io_event_new (fds[i][0]);
-      watch (f, events[i], i % 2 ? IOPS_READ_EVENT : IOPS_RW_EVENT);
-      write_byte (fds[i][1]);
+      test_watch (f->iops, events[i], i % 2 ? IOPS_READ_EVENT : IOPS_RW_EVENT);
+      test_write_byte (fds[i][1]);
     }
   for (guint k = 0; k < 1000 && delivered < N; k++)
     {
@@ -487,7 +405,7 @@ test_many_lazy_no_spin (Fixture       *f,
 
   for (guint i = 0; i < N; i++)
     {
-      cleanup (f, events[i]);
+      test_cleanup (f->iops, events[i]);
       g_object_unref (events[i]);
       close (fds[i][0]);
     }
@@ -518,12 +436,12 @@ disarm_others (TestIOEvent    *event,
         continue;
       if (o->use_cleanup)
         {
-          cleanup (o->f, o->events[i]);
+          test_cleanup (o->f->iops, o->events[i]);
           g_clear_object (&o->events[i]);
         }
       else
         {
-          unwatch (o->f, o->events[i]);
+          test_unwatch (o->f->iops, o->events[i]);
         }
     }
 }
@@ -546,10 +464,10 @@ run_first_disarms_others (Fixture  *f,
       events[i] = test_io_event_new (fds[i][0]);
       events[i]->hook = disarm_others;
       events[i]->hook_data = &o;
-      watch (f, events[i], IOPS_READ_EVENT);
+      test_watch (f->iops, events[i], IOPS_READ_EVENT);
     }
   for (guint i = 0; i < N; i++)
-    write_byte (fds[i][1]);
+    test_write_byte (fds[i][1]);
 
   test_iterate_for (f->context, 100);
   g_assert_cmpuint (o.calls, ==, 1);
@@ -558,7 +476,7 @@ run_first_disarms_others (Fixture  *f,
     {
       if (events[i] != NULL)
         {
-          cleanup (f, events[i]);
+          test_cleanup (f->iops, events[i]);
           g_object_unref (events[i]);
         }
       close (fds[i][0]);
@@ -607,7 +525,7 @@ timer_kills_watch (TestTimerEvent *timer,
 {
   TimerKill *tk = data;
 
-  cleanup (tk->f, *tk->event);
+  test_cleanup (tk->f->iops, *tk->event);
   g_clear_object (tk->event);
 }
 
@@ -631,17 +549,17 @@ test_timer_cleans_up_ready_watch (Fixture       *f,
       if (round == 1)
         {
           /* Make it hot first. */
-          watch (f, event, IOPS_READ_EVENT);
-          write_byte (s[1]);
+          test_watch (f->iops, event, IOPS_READ_EVENT);
+          test_write_byte (s[1]);
           g_assert_true (test_iterate_until (f->context, (gboolean *) &event->n_r, TEST_DEADLINE_MS));
           drain (s[0]);
           event->n_r = 0;
         }
-      watch (f, event, IOPS_READ_EVENT);
-      write_byte (s[1]);
+      test_watch (f->iops, event, IOPS_READ_EVENT);
+      test_write_byte (s[1]);
       timer->hook = timer_kills_watch;
       timer->hook_data = &tk;
-      arm_timer (f, timer, 0);
+      test_arm (f->iops, timer, 0);
       /* Wait until poll() would see the data. */
       g_main_context_iteration (f->context, TRUE);
       (void) fired;
@@ -649,9 +567,8 @@ test_timer_cleans_up_ready_watch (Fixture       *f,
       g_assert_cmpuint (timer->n_fired, ==, 1);
       g_assert_null (event);
       g_assert_null (probe);
-      cleanup_timer (f, timer);
-      close (s[0]);
-      close (s[1]);
+      test_cleanup_timer (f->iops, timer);
+      test_close_pair (s);
     }
 }
 
@@ -679,13 +596,14 @@ nest_inner (TestIOEvent    *event,
   if (n->drop_iops)
     {
       /* Drop the IOPS from inside the nested level. */
-      g_clear_object (&n->f->iops);
+      g_clear_object (&n->f->glib_iops);
+      n->f->iops = NULL;
       return;
     }
   /* Clean up and drop the event whose callback started this level. */
-  cleanup (n->f, n->outer);
+  test_cleanup (n->f->iops, n->outer);
   g_clear_object (&n->outer);
-  cleanup (n->f, event);
+  test_cleanup (n->f->iops, event);
 }
 
 static void
@@ -694,15 +612,15 @@ nest_outer (TestIOEvent    *event,
             gpointer        data)
 {
   Nest *n = data;
-  IopsIOPS *iops = IOPS_IOPS (n->f->iops);
+  IopsIOPS *iops = IOPS_IOPS (n->f->glib_iops);
 
   drain (iops_io_event_fileno (IOPS_IO_EVENT (event)));
   if (n->outer_done)
     return;
   /* Re-arm (shares the delivery's reference), make the inner one ready,
    * then nest. */
-  watch (n->f, event, IOPS_READ_EVENT);
-  write_byte (n->inner_peer);
+  test_watch (n->f->iops, event, IOPS_READ_EVENT);
+  test_write_byte (n->inner_peer);
   iops_iops_start_watching (iops);
   n->outer_done = TRUE;
 }
@@ -723,8 +641,8 @@ run_nested (Fixture  *f,
   probe = n.outer;
   g_object_add_weak_pointer (G_OBJECT (probe), &probe);
 
-  watch (f, n.outer, IOPS_READ_EVENT);
-  write_byte (a[1]);
+  test_watch (f->iops, n.outer, IOPS_READ_EVENT);
+  test_write_byte (a[1]);
   g_assert_true (test_iterate_until (f->context, (gboolean *) &n.outer->n_r, TEST_DEADLINE_MS));
   drain (a[0]);
   n.outer->hook = nest_outer;
@@ -732,9 +650,9 @@ run_nested (Fixture  *f,
   n.inner->hook = nest_inner;
   n.inner->hook_data = &n;
   /* Hot now; arm the inner one and make both ready. */
-  watch (f, n.outer, IOPS_READ_EVENT);
-  watch (f, n.inner, IOPS_READ_EVENT);
-  write_byte (a[1]);
+  test_watch (f->iops, n.outer, IOPS_READ_EVENT);
+  test_watch (f->iops, n.inner, IOPS_READ_EVENT);
+  test_write_byte (a[1]);
 
   g_assert_true (test_iterate_until (f->context, &n.outer_done, TEST_DEADLINE_MS));
   g_assert_cmpuint (n.inner_calls, ==, 1);
@@ -742,7 +660,7 @@ run_nested (Fixture  *f,
     g_assert_null (probe);
   else
     {
-      g_assert_null (f->iops);
+      g_assert_null (f->glib_iops);
       g_clear_object (&n.outer);
     }
   test_iterate_for (f->context, 50);
@@ -750,10 +668,8 @@ run_nested (Fixture  *f,
   g_clear_object (&n.inner);
   if (probe != NULL)
     g_object_remove_weak_pointer (G_OBJECT (probe), &probe);
-  close (a[0]);
-  close (a[1]);
-  close (b[0]);
-  close (b[1]);
+  test_close_pair (a);
+  test_close_pair (b);
 }
 
 static void
@@ -784,19 +700,19 @@ test_timers_across_priorities (Fixture       *f,
   g_autoptr(TestTimerEvent) moved = test_timer_event_new ();
   gint64 armed;
 
-  iops_glib_iops_set_priority (f->iops, G_PRIORITY_LOW);
-  arm_timer (f, far, 60 * G_USEC_PER_SEC);
-  iops_glib_iops_set_priority (f->iops, G_PRIORITY_HIGH);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
+  test_arm (f->iops, far, 60 * G_USEC_PER_SEC);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_HIGH);
   armed = g_get_monotonic_time ();
-  arm_timer (f, near, 2000);
+  test_arm (f->iops, near, 2000);
   g_assert_true (test_iterate_until (f->context, (gboolean *) &near->n_fired, TEST_DEADLINE_MS));
   g_assert_cmpint (near->fired_at - armed, >=, 2000);
 
-  iops_glib_iops_set_priority (f->iops, G_PRIORITY_DEFAULT);
-  arm_timer (f, moved, 50 * G_USEC_PER_SEC);
-  iops_glib_iops_set_priority (f->iops, G_PRIORITY_DEFAULT_IDLE);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_DEFAULT);
+  test_arm (f->iops, moved, 50 * G_USEC_PER_SEC);
+  iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_DEFAULT_IDLE);
   armed = g_get_monotonic_time ();
-  arm_timer (f, moved, 3000);
+  test_arm (f->iops, moved, 3000);
   g_assert_true (test_iterate_until (f->context, (gboolean *) &moved->n_fired, TEST_DEADLINE_MS));
   g_assert_cmpint (moved->fired_at - armed, >=, 3000);
   test_iterate_for (f->context, 20);
@@ -804,9 +720,9 @@ test_timers_across_priorities (Fixture       *f,
   g_assert_cmpuint (near->n_fired, ==, 1);
   g_assert_cmpuint (far->n_fired, ==, 0);
 
-  cleanup_timer (f, far);
-  cleanup_timer (f, near);
-  cleanup_timer (f, moved);
+  test_cleanup_timer (f->iops, far);
+  test_cleanup_timer (f->iops, near);
+  test_cleanup_timer (f->iops, moved);
 }
 
 /* -- stop_watching from another thread ---------------------------------- */
@@ -832,7 +748,7 @@ rearm_some (TestTimerEvent *timer,
             gpointer        data)
 {
   if (timer->n_fired % 3 != 0)
-    arm_timer (data, timer, 0);
+    test_arm (((Fixture *) data)->iops, timer, 0);
 }
 
 /* Rule 8: stop_watching may be called from any thread, also while levels
@@ -842,7 +758,7 @@ test_stop_from_thread_hammer (Fixture       *f,
                               gconstpointer  data)
 {
   g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
-  Stopper s = { IOPS_IOPS (f->iops), 0 };
+  Stopper s = { IOPS_IOPS (f->glib_iops), 0 };
   GThread *thread;
 
   timer->hook = rearm_some;
@@ -850,12 +766,12 @@ test_stop_from_thread_hammer (Fixture       *f,
   thread = g_thread_new ("stopper", stopper_thread, &s);
   for (guint i = 0; i < 2000; i++)
     {
-      arm_timer (f, timer, 0);
-      iops_iops_start_watching (IOPS_IOPS (f->iops));
+      test_arm (f->iops, timer, 0);
+      iops_iops_start_watching (IOPS_IOPS (f->glib_iops));
     }
   g_atomic_int_set (&s.done, 1);
   g_thread_join (thread);
-  cleanup_timer (f, timer);
+  test_cleanup_timer (f->iops, timer);
 }
 
 /* -- dup'd fds --------------------------------------------------------- */
@@ -876,12 +792,12 @@ test_dup_close_one (Fixture       *f,
   d = dup (s[0]);
   a = test_io_event_new (s[0]);
   b = test_io_event_new (d);
-  watch (f, a, IOPS_READ_EVENT);
-  watch (f, b, IOPS_READ_EVENT);
+  test_watch (f->iops, a, IOPS_READ_EVENT);
+  test_watch (f->iops, b, IOPS_READ_EVENT);
   g_main_context_iteration (f->context, FALSE);
 
   close (s[0]);
-  write_byte (s[1]);
+  test_write_byte (s[1]);
   g_assert_true (test_iterate_until (f->context, (gboolean *) &b->n_r, TEST_DEADLINE_MS));
   n = test_iterate_for (f->context, 200);
   g_assert_cmpuint (n, <, 20);
@@ -890,13 +806,13 @@ test_dup_close_one (Fixture       *f,
 
   /* The other still works after its fd is re-armed. */
   drain (d);
-  watch (f, b, IOPS_READ_EVENT);
-  write_byte (s[1]);
+  test_watch (f->iops, b, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   {
     gboolean expired = FALSE;
     GSource *deadline = g_timeout_source_new (TEST_DEADLINE_MS);
 
-    g_source_set_callback (deadline, set_flag, &expired, NULL);
+    g_source_set_callback (deadline, test_set_flag, &expired, NULL);
     g_source_attach (deadline, f->context);
     while (b->n_r < 2 && !expired)
       g_main_context_iteration (f->context, TRUE);
@@ -905,8 +821,8 @@ test_dup_close_one (Fixture       *f,
   }
   g_assert_cmpuint (b->n_r, ==, 2);
 
-  cleanup (f, a);
-  cleanup (f, b);
+  test_cleanup (f->iops, a);
+  test_cleanup (f->iops, b);
   close (d);
   close (s[1]);
 }
@@ -925,11 +841,11 @@ test_cleanup_dup_then_reuse (Fixture       *f,
 
   test_socketpair (a);
   old = test_io_event_new (a[0]);
-  watch (f, old, IOPS_READ_EVENT);
+  test_watch (f->iops, old, IOPS_READ_EVENT);
   g_main_context_iteration (f->context, FALSE);
   keep = dup (a[0]);
   close (a[0]);
-  cleanup (f, old);
+  test_cleanup (f->iops, old);
 
   test_socketpair (b);
   if (b[0] != a[0])
@@ -939,21 +855,20 @@ test_cleanup_dup_then_reuse (Fixture       *f,
       b[0] = a[0];
     }
   fresh = test_io_event_new (b[0]);
-  watch (f, fresh, IOPS_READ_EVENT);
+  test_watch (f->iops, fresh, IOPS_READ_EVENT);
 
-  write_byte (a[1]);  /* the old file only */
+  test_write_byte (a[1]);  /* the old file only */
   n = test_iterate_for (f->context, 200);
   g_assert_cmpuint (n, <, 20);
   g_assert_cmpuint (test_io_event_total (old), ==, 0);
   g_assert_cmpuint (test_io_event_total (fresh), ==, 0);
 
-  write_byte (b[1]);
+  test_write_byte (b[1]);
   g_assert_true (test_iterate_until (f->context, (gboolean *) &fresh->n_r, TEST_DEADLINE_MS));
   g_assert_cmpuint (fresh->n_r, ==, 1);
 
-  cleanup (f, fresh);
-  close (b[0]);
-  close (b[1]);
+  test_cleanup (f->iops, fresh);
+  test_close_pair (b);
   close (a[1]);
   close (keep);
 }
@@ -976,7 +891,7 @@ main (int   argc,
   g_test_set_nonfatal_assertions ();
 
 #define ADD(path, fn) \
-  g_test_add ("/iops/glib/regress/" path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+  g_test_add ("/iops/glib/regress/" path, Fixture, NULL, test_fixture_setup, fn, test_fixture_teardown_finalize)
 
   ADD ("due-timer-starves-watch", test_due_timer_starves_watch);
   ADD ("due-timer-delays-read", test_due_timer_delays_read);

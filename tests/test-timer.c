@@ -4,61 +4,7 @@
  */
 #include "iops-test-util.h"
 
-typedef struct
-{
-  GMainContext *context;
-  IopsGLibIOPS *glib;
-  IopsIOPS     *iops;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->context = g_main_context_new ();
-  f->glib = iops_glib_iops_new (f->context);
-  f->iops = IOPS_IOPS (f->glib);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  f->iops = NULL;
-  g_clear_object (&f->glib);
-  while (g_main_context_iteration (f->context, FALSE))
-    ;
-  g_main_context_unref (f->context);
-}
-
-static void
-arm (Fixture        *f,
-     TestTimerEvent *timer,
-     gint64          usecs)
-{
-  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, usecs);
-}
-
-static void
-unwatch (Fixture        *f,
-         TestTimerEvent *timer)
-{
-  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_UNWATCH, 0);
-}
-
-static void
-cleanup (Fixture        *f,
-         TestTimerEvent *timer)
-{
-  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_CLEANUP, 0);
-}
-
-static void
-flag_hook (TestTimerEvent *timer,
-           gpointer        data)
-{
-  *(gboolean *) data = TRUE;
-}
+typedef TestFixture Fixture;
 
 static TestTimerEvent *
 flag_timer_new (gboolean *flag)
@@ -67,7 +13,7 @@ flag_timer_new (gboolean *flag)
 
   *flag = FALSE;
   timer->last_flags = -1;  /* so that "flags is 0" is something observed */
-  timer->hook = flag_hook;
+  timer->hook = test_timer_flag_hook;
   timer->hook_data = flag;
   return timer;
 }
@@ -81,9 +27,9 @@ run_past (Fixture *f,
   gboolean fired;
   g_autoptr(TestTimerEvent) sentinel = flag_timer_new (&fired);
 
-  arm (f, sentinel, usecs);
+  test_arm (f->iops, sentinel, usecs);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  cleanup (f, sentinel);
+  test_cleanup_timer (f->iops, sentinel);
 }
 
 /* Lets the monotonic clock pass @when without iterating the context, so the
@@ -147,7 +93,7 @@ order_clear (Fixture         *f,
 {
   for (guint i = 0; i < n; i++)
     {
-      cleanup (f, timers[i]);
+      test_cleanup_timer (f->iops, timers[i]);
       g_object_unref (timers[i]);
     }
   g_ptr_array_unref (order->fired);
@@ -191,7 +137,7 @@ arm_measured (Fixture        *f,
               Deadline       *deadline)
 {
   deadline->earliest = g_get_monotonic_time () + usecs;
-  arm (f, timer, usecs);
+  test_arm (f->iops, timer, usecs);
   deadline->latest = g_get_monotonic_time () + usecs;
 }
 
@@ -244,7 +190,7 @@ test_fires_once (Fixture       *f,
   gboolean fired;
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
 
-  arm (f, timer, 1000);
+  test_arm (f->iops, timer, 1000);
   /* Rule 2: never from inside update_timer, only from the loop. */
   g_assert_cmpuint (timer->n_fired, ==, 0);
 
@@ -264,9 +210,9 @@ test_zero_not_from_update (Fixture       *f,
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
 
   /* A 0 µs timer is due at once, yet still only the loop may fire it. */
-  arm (f, timer, 0);
+  test_arm (f->iops, timer, 0);
   g_assert_cmpuint (timer->n_fired, ==, 0);
-  arm (f, timer, 0);
+  test_arm (f->iops, timer, 0);
   g_assert_cmpuint (timer->n_fired, ==, 0);
 
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
@@ -288,7 +234,7 @@ test_never_early (Fixture       *f,
 
       /* Read before the call: the IOPS's "now" is no earlier. */
       armed_at = g_get_monotonic_time ();
-      arm (f, timer, delays[i]);
+      test_arm (f->iops, timer, delays[i]);
       g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
 
       g_test_message ("delay %" G_GINT64_FORMAT " us fired after %" G_GINT64_FORMAT " us",
@@ -296,7 +242,7 @@ test_never_early (Fixture       *f,
       g_assert_cmpint (timer->fired_at - armed_at, >=, delays[i]);
       g_assert_cmpuint (timer->n_fired, ==, 1);
       g_assert_cmpint (timer->last_flags, ==, 0);
-      cleanup (f, timer);
+      test_cleanup_timer (f->iops, timer);
     }
 }
 
@@ -314,7 +260,7 @@ test_never_early_together (Fixture       *f,
     {
       timers[i] = flag_timer_new (&fired[i]);
       armed_at[i] = g_get_monotonic_time ();
-      arm (f, timers[i], delays[i]);
+      test_arm (f->iops, timers[i], delays[i]);
     }
 
   for (guint i = 0; i < G_N_ELEMENTS (delays); i++)
@@ -325,7 +271,7 @@ test_never_early_together (Fixture       *f,
       g_assert_cmpint (timers[i]->fired_at - armed_at[i], >=, delays[i]);
       g_assert_cmpuint (timers[i]->n_fired, ==, 1);
       g_assert_cmpint (timers[i]->last_flags, ==, 0);
-      cleanup (f, timers[i]);
+      test_cleanup_timer (f->iops, timers[i]);
       g_object_unref (timers[i]);
     }
 }
@@ -338,9 +284,9 @@ test_reschedule_later (Fixture       *f,
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
   gint64 rearmed_at;
 
-  arm (f, timer, 1000);
+  test_arm (f->iops, timer, 1000);
   rearmed_at = g_get_monotonic_time ();
-  arm (f, timer, 30000);
+  test_arm (f->iops, timer, 30000);
 
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpint (timer->fired_at - rearmed_at, >=, 30000);
@@ -360,9 +306,9 @@ test_reschedule_earlier (Fixture       *f,
   gint64 rearmed_at;
 
   /* A minute: only a reschedule can make it fire within the test deadline. */
-  arm (f, timer, 60 * G_USEC_PER_SEC);
+  test_arm (f->iops, timer, 60 * G_USEC_PER_SEC);
   rearmed_at = g_get_monotonic_time ();
-  arm (f, timer, 1000);
+  test_arm (f->iops, timer, 1000);
 
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpint (timer->fired_at - rearmed_at, >=, 1000);
@@ -381,10 +327,10 @@ test_reschedule_due (Fixture       *f,
   gint64 rearmed_at;
 
   /* Already due but not yet delivered: a WATCH still moves it. */
-  arm (f, timer, 0);
+  test_arm (f->iops, timer, 0);
   let_clock_pass (g_get_monotonic_time ());
   rearmed_at = g_get_monotonic_time ();
-  arm (f, timer, 20000);
+  test_arm (f->iops, timer, 20000);
 
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpint (timer->fired_at - rearmed_at, >=, 20000);
@@ -414,7 +360,7 @@ chain_hook (TestTimerEvent *timer,
     {
       /* Rule 7: disarmed before the call, so this is a fresh arming. */
       chain->armed_at = g_get_monotonic_time ();
-      arm (chain->f, timer, chain->usecs);
+      test_arm (chain->f->iops, timer, chain->usecs);
     }
   else
     {
@@ -434,7 +380,7 @@ test_rearm_in_callback (Fixture       *f,
   timer->last_flags = -1;
 
   chain.armed_at = g_get_monotonic_time ();
-  arm (f, timer, chain.usecs);
+  test_arm (f->iops, timer, chain.usecs);
   g_assert_true (test_iterate_until (f->context, &chain.done, TEST_DEADLINE_MS));
 
   g_assert_cmpuint (timer->n_fired, ==, chain.target);
@@ -453,7 +399,7 @@ rearm_zero_hook (TestTimerEvent *timer,
 
   chain->fired_in_chain++;
   if (chain->fired_in_chain < chain->target)
-    arm (chain->f, timer, 0);
+    test_arm (chain->f->iops, timer, 0);
   else
     chain->done = TRUE;
 }
@@ -472,8 +418,8 @@ test_rearm_zero_in_callback (Fixture       *f,
 
   /* A timer that keeps re-arming itself with 0 µs must still let a later
    * timer run, and must complete its own chain. */
-  arm (f, timer, 0);
-  arm (f, other, 1000);
+  test_arm (f->iops, timer, 0);
+  test_arm (f->iops, other, 1000);
   g_assert_true (test_iterate_until (f->context, &chain.done, TEST_DEADLINE_MS));
   g_assert_cmpuint (timer->n_fired, ==, chain.target);
   g_assert_true (test_iterate_until (f->context, &other_fired, TEST_DEADLINE_MS));
@@ -487,15 +433,15 @@ test_unwatch_cancels (Fixture       *f,
   gboolean fired;
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
 
-  arm (f, timer, 1000);
-  unwatch (f, timer);
-  unwatch (f, timer);   /* repeating it is harmless */
+  test_arm (f->iops, timer, 1000);
+  test_unwatch_timer (f->iops, timer);
+  test_unwatch_timer (f->iops, timer);   /* repeating it is harmless */
 
   run_past (f, 20000);
   g_assert_cmpuint (timer->n_fired, ==, 0);
 
   /* Still usable: a WATCH after UNWATCH arms it again. */
-  arm (f, timer, 0);
+  test_arm (f->iops, timer, 0);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (timer->n_fired, ==, 1);
 }
@@ -508,9 +454,9 @@ test_unwatch_due (Fixture       *f,
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
 
   /* Due but not yet delivered: UNWATCH still wins. */
-  arm (f, timer, 0);
+  test_arm (f->iops, timer, 0);
   let_clock_pass (g_get_monotonic_time ());
-  unwatch (f, timer);
+  test_unwatch_timer (f->iops, timer);
 
   run_past (f, 10000);
   g_assert_cmpuint (timer->n_fired, ==, 0);
@@ -547,8 +493,8 @@ test_unwatch_from_other_callback (Fixture       *f,
   first->hook_data = &canceller;
 
   /* The second is not due yet when the first fires. */
-  arm (f, first, 1000);
-  arm (f, second, 10000);
+  test_arm (f->iops, first, 1000);
+  test_arm (f->iops, second, 10000);
   g_assert_true (test_iterate_until (f->context, &canceller.done, TEST_DEADLINE_MS));
 
   run_past (f, 20000);
@@ -570,8 +516,8 @@ test_unwatch_due_same_iteration (Fixture       *f,
 
   /* Both due before the context is iterated at all: the loop finds them
    * due together, and the first one's callback cancels the second. */
-  arm (f, first, usecs);
-  arm (f, second, usecs);
+  test_arm (f->iops, first, usecs);
+  test_arm (f->iops, second, usecs);
   let_clock_pass (g_get_monotonic_time () + usecs);
 
   g_assert_true (test_iterate_until (f->context, &canceller.done, TEST_DEADLINE_MS));
@@ -593,8 +539,8 @@ test_cleanup_due_same_iteration (Fixture       *f,
   first->hook = cancel_hook;
   first->hook_data = &canceller;
 
-  arm (f, first, 0);
-  arm (f, second, 0);
+  test_arm (f->iops, first, 0);
+  test_arm (f->iops, second, 0);
   /* The IOPS now holds the only reference to the second timer. */
   g_object_unref (second);
   g_assert_nonnull (second_alive);
@@ -615,14 +561,14 @@ test_unwatch_after_firing (Fixture       *f,
   gboolean fired;
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
 
-  arm (f, timer, 100);
+  test_arm (f->iops, timer, 100);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  unwatch (f, timer);
-  unwatch (f, timer);
+  test_unwatch_timer (f->iops, timer);
+  test_unwatch_timer (f->iops, timer);
   g_assert_cmpuint (timer->n_fired, ==, 1);
 
   fired = FALSE;
-  arm (f, timer, 100);
+  test_arm (f->iops, timer, 100);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (timer->n_fired, ==, 2);
 }
@@ -636,9 +582,9 @@ test_cleanup_cancels (Fixture       *f,
   gpointer alive = timer;
 
   g_object_add_weak_pointer (G_OBJECT (timer), &alive);
-  arm (f, timer, 1000);
-  cleanup (f, timer);
-  cleanup (f, timer);   /* repeating it is harmless */
+  test_arm (f->iops, timer, 1000);
+  test_cleanup_timer (f->iops, timer);
+  test_cleanup_timer (f->iops, timer);   /* repeating it is harmless */
 
   run_past (f, 20000);
   g_assert_cmpuint (timer->n_fired, ==, 0);
@@ -656,11 +602,11 @@ test_cleanup_then_watch (Fixture       *f,
   gboolean fired;
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
 
-  arm (f, timer, 1000);
-  cleanup (f, timer);
+  test_arm (f->iops, timer, 1000);
+  test_cleanup_timer (f->iops, timer);
 
   /* Rule 5: a later WATCH is a fresh registration. */
-  arm (f, timer, 100);
+  test_arm (f->iops, timer, 100);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
   g_assert_cmpuint (timer->n_fired, ==, 1);
 }
@@ -672,8 +618,8 @@ cleanup_self_hook (TestTimerEvent *timer,
   Canceller *canceller = data;
 
   /* Re-arm, then destroy: CLEANUP must cancel the new arming too. */
-  arm (canceller->f, timer, 0);
-  cleanup (canceller->f, timer);
+  test_arm (canceller->f->iops, timer, 0);
+  test_cleanup_timer (canceller->f->iops, timer);
   canceller->done = TRUE;
 }
 
@@ -689,7 +635,7 @@ test_cleanup_in_own_callback (Fixture       *f,
   timer->hook = cleanup_self_hook;
   timer->hook_data = &canceller;
 
-  arm (f, timer, 100);
+  test_arm (f->iops, timer, 100);
   g_object_unref (timer);
   g_assert_nonnull (alive);
 
@@ -736,7 +682,7 @@ arm_zero_sequence (Fixture         *f,
     last[i] = -1;
   for (guint i = 0; i < n_arms; i++)
     {
-      arm (f, timers[arms[i]], 0);
+      test_arm (f->iops, timers[arms[i]], 0);
       last[arms[i]] = i;
     }
   for (guint i = 0; i < n_arms; i++)
@@ -858,7 +804,7 @@ test_survives_consumer_unref (Fixture       *f,
   gpointer alive = timer;
 
   g_object_add_weak_pointer (G_OBJECT (timer), &alive);
-  arm (f, timer, 1000);
+  test_arm (f->iops, timer, 1000);
   g_object_unref (timer);
   /* Rule 6: the IOPS keeps an armed timer alive. */
   g_assert_nonnull (alive);
@@ -898,7 +844,7 @@ test_ready_signal (Fixture       *f,
   g_signal_connect (timer, "ready", G_CALLBACK (on_timer_ready), &record);
 
   iops_iops_update_timer (f->iops, timer, IOPS_EVACTION_WATCH, 100);
-  arm (f, later, 20000);
+  test_arm (f->iops, later, 20000);
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
 
   g_assert_cmpuint (record.n, ==, 1);
@@ -912,7 +858,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(path, func, data) \
-  g_test_add ("/iops/glib/timer/" path, Fixture, data, fixture_setup, func, fixture_teardown)
+  g_test_add ("/iops/glib/timer/" path, Fixture, data, test_fixture_setup, func, test_fixture_teardown)
 
   ADD ("fires-once", test_fires_once, NULL);
   ADD ("zero-not-from-update", test_zero_not_from_update, NULL);

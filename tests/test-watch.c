@@ -23,97 +23,17 @@
 #define ONE_SHOT   GINT_TO_POINTER (FALSE)
 #define PERSISTENT GINT_TO_POINTER (TRUE)
 
-typedef struct
-{
-  GMainContext *context;
-  IopsGLibIOPS *glib_iops;
-  IopsIOPS     *iops;
-  gpointer      weak[8];   /* objects that must be gone once the IOPS is */
-  guint         n_weak;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->context = g_main_context_new ();
-  f->glib_iops = iops_glib_iops_new (f->context);
-  f->iops = IOPS_IOPS (f->glib_iops);
-  iops_glib_iops_set_persistent (f->glib_iops, GPOINTER_TO_INT (data));
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  g_assert_finalize_object (f->glib_iops);
-
-  /* Rule 6: whatever the IOPS still held is released with it. */
-  for (guint i = 0; i < f->n_weak; i++)
-    g_assert_null (f->weak[i]);
-
-  /* Nothing the IOPS attached to the context outlives it. */
-  g_assert_false (g_main_context_iteration (f->context, FALSE));
-  g_main_context_unref (f->context);
-}
-
-/* Checks at teardown that @object was finalized by then. */
-static void
-fixture_track (Fixture  *f,
-               gpointer  object)
-{
-  g_assert_cmpuint (f->n_weak, <, G_N_ELEMENTS (f->weak));
-  f->weak[f->n_weak] = object;
-  g_object_add_weak_pointer (object, &f->weak[f->n_weak]);
-  f->n_weak++;
-}
+typedef TestFixture Fixture;
 
 #define ADD(path, func, mode) \
-  g_test_add (path, Fixture, mode, fixture_setup, func, fixture_teardown)
+  g_test_add (path, Fixture, mode, test_fixture_setup_mode, func, test_fixture_teardown_quiet)
 
 /* -- helpers -------------------------------------------------------------- */
-
-static void
-update (Fixture        *f,
-        gpointer        event,
-        IopsEvAction    action,
-        IopsEventFlags  flags)
-{
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), action, flags);
-}
-
-static void
-watch (Fixture        *f,
-       gpointer        event,
-       IopsEventFlags  flags)
-{
-  update (f, event, IOPS_EVACTION_WATCH, flags);
-}
-
-static void
-unwatch (Fixture  *f,
-         gpointer  event)
-{
-  update (f, event, IOPS_EVACTION_UNWATCH, 0);
-}
-
-static void
-cleanup (Fixture  *f,
-         gpointer  event)
-{
-  update (f, event, IOPS_EVACTION_CLEANUP, 0);
-}
 
 static int
 event_fd (TestIOEvent *event)
 {
   return iops_io_event_get_fd (IOPS_IO_EVENT (event));
-}
-
-static void
-send_byte (int fd)
-{
-  g_assert_cmpint (write (fd, "x", 1), ==, 1);
 }
 
 /* Reads everything @fd has; returns the number of bytes. */
@@ -143,13 +63,6 @@ fill (int fd)
   g_assert_cmpint (poll (&pfd, 1, 0), ==, 0);
 }
 
-static void
-close_pair (int fds[2])
-{
-  close (fds[0]);
-  close (fds[1]);
-}
-
 /* An fd number that no open file has. High, so that nothing the test
  * opens afterwards takes it. */
 static int
@@ -162,15 +75,8 @@ closed_fd (void)
   fd = fcntl (fds[0], F_DUPFD_CLOEXEC, 200);
   g_assert_cmpint (fd, >=, 200);
   close (fd);
-  close_pair (fds);
+  test_close_pair (fds);
   return fd;
-}
-
-static gboolean
-set_flag (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
 }
 
 /* Iterates until @event had at least @n callbacks; fails at the deadline. */
@@ -182,7 +88,7 @@ wait_calls (Fixture     *f,
   gboolean expired = FALSE;
   GSource *deadline = g_timeout_source_new (TEST_DEADLINE_MS);
 
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
   while (test_io_event_total (event) < n && !expired)
     g_main_context_iteration (f->context, TRUE);
@@ -200,7 +106,7 @@ quiet_iterations (Fixture *f)
   guint n = 0;
   GSource *deadline = g_timeout_source_new (QUIET_MS);
 
-  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
   while (!expired)
     {
@@ -253,7 +159,7 @@ hook_cleanup_self (TestIOEvent    *event,
 {
   Done *d = data;
 
-  cleanup (d->f, event);
+  test_cleanup (d->f->iops, event);
   d->done = TRUE;
 }
 
@@ -331,8 +237,8 @@ test_read_delivered (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   wait_calls (f, ev, 1);
 
   /* The socket is writable as well, but only READ was asked for. */
@@ -340,9 +246,9 @@ test_read_delivered (Fixture       *f,
   g_assert_cmpint (ev->last, ==, IOPS_READ_EVENT);
   g_assert_cmpuint (drain (s[0]), ==, 1);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -354,17 +260,17 @@ test_write_delivered (Fixture       *f,
 
   test_socketpair (s);
   /* Readable too, but only WRITE is watched. */
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_WRITE_EVENT);
+  test_watch (f->iops, ev, IOPS_WRITE_EVENT);
   wait_calls (f, ev, 1);
 
   assert_calls (ev, 0, 1, 0);
   g_assert_cmpint (ev->last, ==, IOPS_WRITE_EVENT);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -375,18 +281,18 @@ test_rw_delivered (Fixture       *f,
   TestIOEvent *ev;
 
   test_socketpair (s);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_RW_EVENT);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
   wait_calls (f, ev, 1);
 
   /* One ready_rw, not a ready_r and a ready_w. */
   assert_calls (ev, 0, 0, 1);
   g_assert_cmpint (ev->last, ==, IOPS_RW_EVENT);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -400,21 +306,21 @@ test_rw_reports_what_is_ready (Fixture       *f,
   ev = test_io_event_new (s[0]);
 
   /* Writable, nothing to read. */
-  watch (f, ev, IOPS_RW_EVENT);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
   wait_calls (f, ev, 1);
   assert_calls (ev, 0, 1, 0);
 
   /* Readable, send buffer full. */
   fill (s[0]);
-  send_byte (s[1]);
-  watch (f, ev, IOPS_RW_EVENT);
+  test_write_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
   wait_calls (f, ev, 2);
   assert_calls (ev, 1, 1, 0);
   g_assert_cmpint (ev->last, ==, IOPS_READ_EVENT);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -425,17 +331,17 @@ test_no_callback_inside_update_event (Fixture       *f,
   TestIOEvent *ev, *invalid;
 
   test_socketpair (s);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   ev = test_io_event_new (s[0]);
   invalid = test_io_event_new (closed_fd ());
 
   /* Both fds are ready before WATCH returns; the calls must wait for the
    * loop. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
-  watch (f, ev, IOPS_RW_EVENT);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
-  watch (f, invalid, IOPS_READ_EVENT);
+  test_watch (f->iops, invalid, IOPS_READ_EVENT);
   g_assert_cmpuint (test_io_event_total (invalid), ==, 0);
 
   wait_calls (f, ev, 1);
@@ -444,16 +350,16 @@ test_no_callback_inside_update_event (Fixture       *f,
   assert_calls (invalid, 1, 0, 0);
 
   /* Nor from inside UNWATCH and CLEANUP of a ready fd. */
-  watch (f, ev, IOPS_READ_EVENT);
-  unwatch (f, ev);
-  watch (f, ev, IOPS_READ_EVENT);
-  cleanup (f, ev);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_unwatch (f->iops, ev);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_cleanup (f->iops, ev);
   g_assert_cmpuint (test_io_event_total (ev), ==, 1);
 
-  cleanup (f, invalid);
+  test_cleanup (f->iops, invalid);
   g_assert_finalize_object (invalid);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 /* Rule 3 */
@@ -467,9 +373,9 @@ test_one_shot_disarms (Fixture       *f,
   test_socketpair (s);
   reader = test_io_event_new (s[0]);
   writer = test_io_event_new (s[1]);
-  watch (f, reader, IOPS_READ_EVENT);
-  watch (f, writer, IOPS_WRITE_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, reader, IOPS_READ_EVENT);
+  test_watch (f->iops, writer, IOPS_WRITE_EVENT);
+  test_write_byte (s[1]);
   wait_calls (f, reader, 1);
   wait_calls (f, writer, 1);
 
@@ -480,16 +386,16 @@ test_one_shot_disarms (Fixture       *f,
   g_assert_cmpuint (drain (s[0]), ==, 1);
 
   /* Watching again is all it takes. */
-  send_byte (s[1]);
-  watch (f, reader, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
+  test_watch (f->iops, reader, IOPS_READ_EVENT);
   wait_calls (f, reader, 2);
   assert_calls (reader, 2, 0, 0);
 
-  cleanup (f, reader);
-  cleanup (f, writer);
+  test_cleanup (f->iops, reader);
+  test_cleanup (f->iops, writer);
   g_assert_finalize_object (reader);
   g_assert_finalize_object (writer);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 typedef struct
@@ -520,8 +426,8 @@ hook_ping_pong (TestIOEvent    *event,
       pp->done = TRUE;
       return;
     }
-  send_byte (fd);
-  watch (pp->f, event, IOPS_READ_EVENT);
+  test_write_byte (fd);
+  test_watch (pp->f->iops, event, IOPS_READ_EVENT);
 }
 
 static void
@@ -539,20 +445,20 @@ test_rewatch_in_callback (Fixture       *f,
   ping->hook = pong->hook = hook_ping_pong;
   ping->hook_data = pong->hook_data = &pp;
 
-  watch (f, ping, IOPS_READ_EVENT);
-  watch (f, pong, IOPS_READ_EVENT);
-  send_byte (s[0]);
+  test_watch (f->iops, ping, IOPS_READ_EVENT);
+  test_watch (f->iops, pong, IOPS_READ_EVENT);
+  test_write_byte (s[0]);
   g_assert_true (test_iterate_until (f->context, &pp.done, TEST_DEADLINE_MS * 4));
 
   g_assert_cmpuint (pp.rounds, ==, PING_PONG_ROUNDS);
   assert_calls (ping, PING_PONG_ROUNDS, 0, 0);
   assert_calls (pong, PING_PONG_ROUNDS, 0, 0);
 
-  cleanup (f, ping);
-  cleanup (f, pong);
+  test_cleanup (f->iops, ping);
+  test_cleanup (f->iops, pong);
   g_assert_finalize_object (ping);
   g_assert_finalize_object (pong);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -566,16 +472,16 @@ test_rewatch_while_armed (Fixture       *f,
   ev = test_io_event_new (s[0]);
 
   /* The same WATCH twice is one registration: one callback. */
-  watch (f, ev, IOPS_READ_EVENT);
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   wait_calls (f, ev, 1);
   assert_quiet (f);
   assert_calls (ev, 1, 0, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -589,25 +495,25 @@ test_other_flags_replace (Fixture       *f,
   ev = test_io_event_new (s[0]);
 
   /* Writable and not readable: a WRITE watch left behind would fire. */
-  watch (f, ev, IOPS_WRITE_EVENT);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_WRITE_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
 
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   wait_calls (f, ev, 1);
   assert_calls (ev, 1, 0, 0);
 
   /* Readable and writable: only the latest flags count. */
-  watch (f, ev, IOPS_READ_EVENT);
-  watch (f, ev, IOPS_WRITE_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_WRITE_EVENT);
   wait_calls (f, ev, 2);
   assert_quiet (f);
   assert_calls (ev, 1, 1, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -619,23 +525,23 @@ test_zero_flags_unwatch (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
 
-  watch (f, ev, IOPS_READ_EVENT);
-  watch (f, ev, 0);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, 0);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
 
   /* Disarmed, not broken. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   wait_calls (f, ev, 1);
-  watch (f, ev, 0);
+  test_watch (f->iops, ev, 0);
   assert_quiet (f);
   assert_calls (ev, 1, 0, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -651,25 +557,25 @@ test_fd_change (Fixture       *f,
   ev->hook = hook_drain;
 
   /* Armed on the old fd, then moved without an UNWATCH in between. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   iops_io_event_set_fd (IOPS_IO_EVENT (ev), new[0]);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
 
-  send_byte (old[1]);
+  test_write_byte (old[1]);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
 
-  send_byte (new[1]);
+  test_write_byte (new[1]);
   wait_calls (f, ev, 1);
   assert_quiet (f);
   assert_calls (ev, 1, 0, 0);
   /* The old fd was never read, the new one was drained by the hook. */
   g_assert_cmpuint (drain (old[0]), ==, 1);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (old);
-  close_pair (new);
+  test_close_pair (old);
+  test_close_pair (new);
 }
 
 static void
@@ -684,22 +590,22 @@ test_fd_read_at_watch (Fixture       *f,
   ev = test_io_event_new (first[0]);
 
   /* fileno () is read at WATCH: changing the fd alone moves nothing. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   iops_io_event_set_fd (IOPS_IO_EVENT (ev), second[0]);
-  send_byte (second[1]);
+  test_write_byte (second[1]);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
 
-  send_byte (first[1]);
+  test_write_byte (first[1]);
   wait_calls (f, ev, 1);
   assert_calls (ev, 1, 0, 0);
   g_assert_cmpuint (drain (first[0]), ==, 1);
   g_assert_cmpuint (drain (second[0]), ==, 1);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (first);
-  close_pair (second);
+  test_close_pair (first);
+  test_close_pair (second);
 }
 
 /* Closes @s and opens a new socketpair that gets the same numbers. */
@@ -708,7 +614,7 @@ reopen_same_numbers (int s[2])
 {
   int old0 = s[0];
 
-  close_pair (s);
+  test_close_pair (s);
   test_socketpair (s);
   g_assert_cmpint (s[0], ==, old0);
 }
@@ -726,29 +632,29 @@ test_fd_number_reused (Fixture       *f,
 
   /* Closed while armed, the loop never saw it go: the next WATCH of the
    * same number is a new socket. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   reopen_same_numbers (s);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   /* The new socket is neither readable nor hung up. */
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   wait_calls (f, ev, 1);
   assert_calls (ev, 1, 0, 0);
 
   /* Closed after a delivery, disarmed. */
-  unwatch (f, ev);
+  test_unwatch (f->iops, ev);
   reopen_same_numbers (s);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 1);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   wait_calls (f, ev, 2);
   assert_calls (ev, 2, 0, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 /* Rule 2: errors and hang-ups count as ready for every watched flag. */
@@ -762,7 +668,7 @@ check_hup_once (Fixture        *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  watch (f, ev, flags);
+  test_watch (f->iops, ev, flags);
   close (s[1]);
   wait_calls (f, ev, 1);
   g_assert_cmpint (ev->last, ==, flags);
@@ -780,7 +686,7 @@ check_hup_once (Fixture        *f,
       g_assert_cmpint (errno, ==, EPIPE);
     }
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
   close (s[0]);
 }
@@ -814,14 +720,14 @@ check_invalid_fd_once (Fixture        *f,
 {
   TestIOEvent *ev = test_io_event_new (closed_fd ());
 
-  watch (f, ev, flags);
+  test_watch (f->iops, ev, flags);
   wait_calls (f, ev, 1);
   /* Invalid means ready for every watched flag. */
   g_assert_cmpint (ev->last, ==, flags);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 1);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
 }
 
@@ -848,7 +754,7 @@ test_closed_while_armed (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   close (s[0]);
 
   /* poll () reports it once, epoll forgets it: at most once, no spin. */
@@ -856,7 +762,7 @@ test_closed_while_armed (Fixture       *f,
   g_assert_cmpuint (test_io_event_total (ev), <=, 1);
   g_assert_cmpuint (ev->n_w, ==, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
   close (s[1]);
 }
@@ -873,26 +779,26 @@ test_ready_signal (Fixture       *f,
   ev = iops_io_event_new (s[0]);
   g_signal_connect (ev, "ready", G_CALLBACK (on_ready), &log);
 
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   wait_signal (f, &log);
   g_assert_cmpint (log.last, ==, IOPS_READ_EVENT);
 
   /* Still readable: each WATCH gets what it asked for. */
-  watch (f, ev, IOPS_WRITE_EVENT);
+  test_watch (f->iops, ev, IOPS_WRITE_EVENT);
   wait_signal (f, &log);
   g_assert_cmpint (log.last, ==, IOPS_WRITE_EVENT);
 
-  watch (f, ev, IOPS_RW_EVENT);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
   wait_signal (f, &log);
   g_assert_cmpint (log.last, ==, IOPS_RW_EVENT);
 
   assert_quiet (f);
   g_assert_cmpuint (log.n, ==, 3);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -909,15 +815,15 @@ test_factory_event (Fixture       *f,
   g_object_set (ev, "fd", s[0], NULL);
   g_signal_connect (ev, "ready", G_CALLBACK (on_ready), &log);
 
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   wait_signal (f, &log);
   g_assert_cmpint (log.last, ==, IOPS_READ_EVENT);
   g_assert_cmpuint (log.n, ==, 1);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -935,25 +841,25 @@ test_fileno_override (Fixture       *f,
 
   /* The fd property stays -1: only fileno () knows the fd. */
   ev->fd = first[0];
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   g_assert_cmpuint (ev->n_fileno, >, 0);
-  send_byte (first[1]);
+  test_write_byte (first[1]);
   wait_signal (f, &log);
   g_assert_cmpint (log.last, ==, IOPS_READ_EVENT);
 
   /* Each WATCH asks again. The first fd is still readable. */
   ev->fd = second[0];
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   assert_quiet (f);
   g_assert_cmpuint (log.n, ==, 1);
-  send_byte (second[1]);
+  test_write_byte (second[1]);
   wait_signal (f, &log);
   g_assert_cmpuint (log.n, ==, 2);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (first);
-  close_pair (second);
+  test_close_pair (first);
+  test_close_pair (second);
 }
 
 /* -- rule 4: UNWATCH ------------------------------------------------------ */
@@ -967,15 +873,15 @@ test_unwatch_no_callback (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  send_byte (s[1]);
-  watch (f, ev, IOPS_RW_EVENT);
-  unwatch (f, ev);
+  test_write_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
+  test_unwatch (f->iops, ev);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 typedef struct
@@ -1007,7 +913,7 @@ hook_pair (TestIOEvent    *event,
 
   if (*other == NULL)
     return;
-  update (p->f, *other, p->action, 0);
+  test_update (p->f->iops, *other, p->action, 0);
   if (p->unref_other)
     g_clear_object (other);
 }
@@ -1025,17 +931,17 @@ check_pending_delivery_suppressed (Fixture      *f,
   test_socketpair (sb);
   p.a = test_io_event_new (sa[0]);
   p.b = test_io_event_new (sb[0]);
-  fixture_track (f, p.a);
-  fixture_track (f, p.b);
+  test_fixture_track (f, p.a);
+  test_fixture_track (f, p.b);
   p.a->hook = p.b->hook = hook_pair;
   p.a->hook_data = p.b->hook_data = &p;
 
   /* Both ready before the loop polls: the first dispatch disarms a watch
    * that the same iteration already found ready. */
-  watch (f, p.a, IOPS_READ_EVENT);
-  watch (f, p.b, IOPS_READ_EVENT);
-  send_byte (sa[1]);
-  send_byte (sb[1]);
+  test_watch (f->iops, p.a, IOPS_READ_EVENT);
+  test_watch (f->iops, p.b, IOPS_READ_EVENT);
+  test_write_byte (sa[1]);
+  test_write_byte (sb[1]);
   g_assert_true (test_iterate_until (f->context, &p.called, TEST_DEADLINE_MS));
   assert_quiet (f);
 
@@ -1053,18 +959,18 @@ check_pending_delivery_suppressed (Fixture      *f,
       /* The suppressed event is intact: its data still waits. */
       TestIOEvent *other = a_first ? p.b : p.a;
 
-      watch (f, other, IOPS_READ_EVENT);
+      test_watch (f->iops, other, IOPS_READ_EVENT);
       wait_calls (f, other, 1);
     }
 
   if (p.a != NULL)
-    cleanup (f, p.a);
+    test_cleanup (f->iops, p.a);
   if (p.b != NULL)
-    cleanup (f, p.b);
+    test_cleanup (f->iops, p.b);
   g_clear_object (&p.a);
   g_clear_object (&p.b);
-  close_pair (sa);
-  close_pair (sb);
+  test_close_pair (sa);
+  test_close_pair (sb);
 }
 
 static void
@@ -1092,30 +998,30 @@ test_unwatch_repeated (Fixture       *f,
   ev = test_io_event_new (s[0]);
   ev->hook = hook_drain;
 
-  watch (f, ev, IOPS_READ_EVENT);
-  unwatch (f, ev);
-  unwatch (f, ev);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_unwatch (f->iops, ev);
+  test_unwatch (f->iops, ev);
+  test_write_byte (s[1]);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
 
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   wait_calls (f, ev, 1);
 
   /* After a delivery too. */
-  unwatch (f, ev);
-  unwatch (f, ev);
-  send_byte (s[1]);
+  test_unwatch (f->iops, ev);
+  test_unwatch (f->iops, ev);
+  test_write_byte (s[1]);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 1);
 
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   wait_calls (f, ev, 2);
   assert_calls (ev, 2, 0, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1133,19 +1039,19 @@ test_never_watched (Fixture       *f,
 
   for (guint i = 0; i < G_N_ELEMENTS (events); i++)
     {
-      unwatch (f, events[i]);
-      watch (f, events[i], 0);
-      cleanup (f, events[i]);
-      cleanup (f, events[i]);
-      unwatch (f, events[i]);
+      test_unwatch (f->iops, events[i]);
+      test_watch (f->iops, events[i], 0);
+      test_cleanup (f->iops, events[i]);
+      test_cleanup (f->iops, events[i]);
+      test_unwatch (f->iops, events[i]);
     }
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (events[0]), ==, 0);
 
   for (guint i = 0; i < G_N_ELEMENTS (events); i++)
     g_assert_finalize_object (events[i]);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 /* -- rule 5: CLEANUP ------------------------------------------------------ */
@@ -1158,12 +1064,12 @@ test_cleanup_finalizes_event (Fixture       *f,
   TestIOEvent *ev;
 
   test_socketpair (s);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
 
   /* Armed on a ready fd. */
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_READ_EVENT);
-  cleanup (f, ev);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_cleanup (f->iops, ev);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
   g_assert_finalize_object (ev);
@@ -1171,19 +1077,19 @@ test_cleanup_finalizes_event (Fixture       *f,
   /* After a delivery. */
   ev = test_io_event_new (s[0]);
   ev->hook = hook_drain;
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   wait_calls (f, ev, 1);
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
 
   /* After an UNWATCH. */
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_RW_EVENT);
-  unwatch (f, ev);
-  cleanup (f, ev);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
+  test_unwatch (f->iops, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
 
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1199,13 +1105,13 @@ test_cleanup_uses_stored_fd (Fixture       *f,
   /* fileno () no longer names the fd: CLEANUP and UNWATCH still disarm it,
    * without a precondition failure (those are fatal here). */
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   iops_io_event_set_fd (IOPS_IO_EVENT (ev), -1);
-  unwatch (f, ev);
-  send_byte (s[1]);
+  test_unwatch (f->iops, ev);
+  test_write_byte (s[1]);
   assert_quiet (f);
-  watch (f, ev, 0);
-  cleanup (f, ev);
+  test_watch (f->iops, ev, 0);
+  test_cleanup (f->iops, ev);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 0);
   g_assert_finalize_object (ev);
@@ -1213,14 +1119,14 @@ test_cleanup_uses_stored_fd (Fixture       *f,
   /* It does not even ask. */
   fev = g_object_new (TEST_TYPE_FILENO_EVENT, NULL);
   fev->fd = s[0];
-  watch (f, fev, IOPS_READ_EVENT);
+  test_watch (f->iops, fev, IOPS_READ_EVENT);
   fev->fd = -1;
   fev->n_fileno = 0;
-  cleanup (f, fev);
+  test_cleanup (f->iops, fev);
   g_assert_cmpuint (fev->n_fileno, ==, 0);
   g_assert_finalize_object (fev);
 
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1234,24 +1140,24 @@ test_cleanup_then_watch (Fixture       *f,
   ev = test_io_event_new (s[0]);
   ev->hook = hook_drain;
 
-  watch (f, ev, IOPS_READ_EVENT);
-  cleanup (f, ev);
-  cleanup (f, ev);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_cleanup (f->iops, ev);
+  test_cleanup (f->iops, ev);
   /* A fresh registration. */
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   wait_calls (f, ev, 1);
   assert_calls (ev, 1, 0, 0);
 
-  cleanup (f, ev);
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_cleanup (f->iops, ev);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   wait_calls (f, ev, 2);
   assert_calls (ev, 2, 0, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 /* How an event whose fd number went to a new socket lets go of it. */
@@ -1275,31 +1181,31 @@ check_stale_fd_number (Fixture  *f,
   test_socketpair (s);
   test_socketpair (elsewhere);
   stale = test_io_event_new (s[0]);
-  watch (f, stale, IOPS_READ_EVENT);
+  test_watch (f->iops, stale, IOPS_READ_EVENT);
   reopen_same_numbers (s);
   owner = test_io_event_new (s[0]);
-  watch (f, owner, IOPS_READ_EVENT);
+  test_watch (f->iops, owner, IOPS_READ_EVENT);
 
   switch (end)
     {
     case STALE_CLEANUP:
-      unwatch (f, stale);
-      cleanup (f, stale);
+      test_unwatch (f->iops, stale);
+      test_cleanup (f->iops, stale);
       g_assert_finalize_object (g_steal_pointer (&stale));
       break;
     case STALE_WATCH_ELSEWHERE:
       iops_io_event_set_fd (IOPS_IO_EVENT (stale), elsewhere[0]);
-      watch (f, stale, IOPS_READ_EVENT);
+      test_watch (f->iops, stale, IOPS_READ_EVENT);
       break;
     case STALE_UNWATCH_AND_UNREF:
       /* The IOPS may keep it until its disposal; teardown checks that. */
-      fixture_track (f, stale);
-      unwatch (f, stale);
+      test_fixture_track (f, stale);
+      test_unwatch (f->iops, stale);
       g_clear_object (&stale);
       break;
     }
 
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   wait_calls (f, owner, 1);
   assert_calls (owner, 1, 0, 0);
 
@@ -1307,13 +1213,13 @@ check_stale_fd_number (Fixture  *f,
     {
       /* Its new fd is not ready: the data went to the owner's socket. */
       g_assert_cmpuint (test_io_event_total (stale), ==, 0);
-      cleanup (f, stale);
+      test_cleanup (f->iops, stale);
       g_assert_finalize_object (stale);
     }
-  cleanup (f, owner);
+  test_cleanup (f->iops, owner);
   g_assert_finalize_object (owner);
-  close_pair (s);
-  close_pair (elsewhere);
+  test_close_pair (s);
+  test_close_pair (elsewhere);
 }
 
 static void
@@ -1348,26 +1254,26 @@ test_two_events_one_fd (Fixture       *f,
   test_socketpair (s);
   reader = test_io_event_new (s[0]);
   writer = test_io_event_new (s[0]);
-  watch (f, reader, IOPS_READ_EVENT);
-  watch (f, writer, IOPS_WRITE_EVENT);
+  test_watch (f->iops, reader, IOPS_READ_EVENT);
+  test_watch (f->iops, writer, IOPS_WRITE_EVENT);
   wait_calls (f, writer, 1);
   g_assert_cmpuint (test_io_event_total (reader), ==, 0);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   wait_calls (f, reader, 1);
   assert_calls (reader, 1, 0, 0);
   assert_calls (writer, 0, 1, 0);
 
   /* Letting go of one leaves the other armed. */
-  watch (f, reader, IOPS_READ_EVENT);
-  watch (f, writer, IOPS_WRITE_EVENT);
-  cleanup (f, writer);
+  test_watch (f->iops, reader, IOPS_READ_EVENT);
+  test_watch (f->iops, writer, IOPS_WRITE_EVENT);
+  test_cleanup (f->iops, writer);
   g_assert_finalize_object (writer);
   wait_calls (f, reader, 2);
   assert_calls (reader, 2, 0, 0);
 
-  cleanup (f, reader);
+  test_cleanup (f->iops, reader);
   g_assert_finalize_object (reader);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 /* -- rule 6: references --------------------------------------------------- */
@@ -1402,16 +1308,16 @@ test_armed_survives_unref (Fixture       *f,
   weak = ev;
   g_object_add_weak_pointer (G_OBJECT (ev), &weak);
 
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   g_object_unref (ev);
   g_assert_nonnull (weak);
 
   /* Delivered to an event only the IOPS holds; its CLEANUP frees it. */
-  send_byte (s[1]);
+  test_write_byte (s[1]);
   g_assert_true (test_iterate_until (f->context, &d.done, TEST_DEADLINE_MS));
   g_assert_null (weak);
 
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1423,12 +1329,12 @@ test_armed_released_at_dispose (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  fixture_track (f, ev);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_fixture_track (f, ev);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   g_object_unref (ev);
   /* Held while armed. */
   g_assert_nonnull (f->weak[0]);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 typedef struct
@@ -1449,7 +1355,7 @@ hook_unref_self (TestIOEvent    *event,
   g_assert_false (u->done);
   drain (event_fd (event));
   if (u->cleanup)
-    cleanup (u->f, event);
+    test_cleanup (u->f->iops, event);
   g_object_unref (event);
   /* The IOPS holds the event for the length of its callback. */
   g_assert_nonnull (u->weak);
@@ -1470,10 +1376,10 @@ check_unref_in_callback (Fixture  *f,
   ev->hook_data = &u;
   u.weak = ev;
   g_object_add_weak_pointer (G_OBJECT (ev), &u.weak);
-  fixture_track (f, ev);
+  test_fixture_track (f, ev);
 
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   g_assert_true (test_iterate_until (f->context, &u.done, TEST_DEADLINE_MS));
 
   /* After CLEANUP nothing holds it once the callback returned; without,
@@ -1483,7 +1389,7 @@ check_unref_in_callback (Fixture  *f,
   else if (u.weak != NULL)
     g_object_remove_weak_pointer (u.weak, &u.weak);
 
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1520,12 +1426,12 @@ hook_unref_rewatch_cleanup (TestIOEvent    *event,
   if (test_io_event_total (event) == 1)
     {
       g_object_unref (event);
-      watch (r->f, event, IOPS_READ_EVENT);
-      send_byte (r->peer);
+      test_watch (r->f->iops, event, IOPS_READ_EVENT);
+      test_write_byte (r->peer);
     }
   else
     {
-      cleanup (r->f, event);
+      test_cleanup (r->f->iops, event);
       r->done = TRUE;
     }
 }
@@ -1547,13 +1453,13 @@ test_rewatch_after_unref_in_callback (Fixture       *f,
   weak = ev;
   g_object_add_weak_pointer (G_OBJECT (ev), &weak);
 
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
   /* The second callback's CLEANUP drops the last reference. */
   g_assert_true (test_iterate_until (f->context, &r.done, TEST_DEADLINE_MS));
   g_assert_null (weak);
 
-  close_pair (s);
+  test_close_pair (s);
 }
 
 typedef struct
@@ -1570,7 +1476,7 @@ hook_watch_other (TestIOEvent    *event,
 {
   Other *o = data;
 
-  watch (o->f, o->other, IOPS_READ_EVENT);
+  test_watch (o->f->iops, o->other, IOPS_READ_EVENT);
 }
 
 static void
@@ -1588,21 +1494,21 @@ test_callback_watches_other (Fixture       *f,
   o.other = b;
   a->hook = hook_watch_other;
   a->hook_data = &o;
-  send_byte (sb[1]);
+  test_write_byte (sb[1]);
 
-  watch (f, a, IOPS_READ_EVENT);
-  send_byte (sa[1]);
+  test_watch (f->iops, a, IOPS_READ_EVENT);
+  test_write_byte (sa[1]);
   wait_calls (f, a, 1);
   g_assert_cmpuint (test_io_event_total (b), ==, 0);
   wait_calls (f, b, 1);
   assert_calls (b, 1, 0, 0);
 
-  cleanup (f, a);
-  cleanup (f, b);
+  test_cleanup (f->iops, a);
+  test_cleanup (f->iops, b);
   g_assert_finalize_object (a);
   g_assert_finalize_object (b);
-  close_pair (sa);
-  close_pair (sb);
+  test_close_pair (sa);
+  test_close_pair (sb);
 }
 
 static void
@@ -1612,7 +1518,7 @@ hook_cleanup_other (TestIOEvent    *event,
 {
   Other *o = data;
 
-  cleanup (o->f, o->other);
+  test_cleanup (o->f->iops, o->other);
   g_clear_object (&o->other);
   /* Not in a callback of its own: nothing may hold it now. */
   g_assert_null (o->other_weak);
@@ -1635,21 +1541,21 @@ test_callback_cleans_up_other (Fixture       *f,
   a->hook = hook_cleanup_other;
   a->hook_data = &o;
 
-  watch (f, o.other, IOPS_READ_EVENT);
-  watch (f, a, IOPS_READ_EVENT);
-  send_byte (sa[1]);
+  test_watch (f->iops, o.other, IOPS_READ_EVENT);
+  test_watch (f->iops, a, IOPS_READ_EVENT);
+  test_write_byte (sa[1]);
   wait_calls (f, a, 1);
   g_assert_null (o.other);
   g_assert_null (o.other_weak);
 
   /* The freed event's fd turning ready is nobody's business. */
-  send_byte (sb[1]);
+  test_write_byte (sb[1]);
   assert_quiet (f);
 
-  cleanup (f, a);
+  test_cleanup (f->iops, a);
   g_assert_finalize_object (a);
-  close_pair (sa);
-  close_pair (sb);
+  test_close_pair (sa);
+  test_close_pair (sb);
 }
 
 /* -- persistent mode (rule 3) --------------------------------------------- */
@@ -1664,12 +1570,12 @@ test_persistent_stays_armed (Fixture       *f,
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
   ev->hook = hook_drain;
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
 
   /* One WATCH, many deliveries. */
   for (guint i = 1; i <= 5; i++)
     {
-      send_byte (s[1]);
+      test_write_byte (s[1]);
       wait_calls (f, ev, i);
       g_assert_cmpuint (test_io_event_total (ev), ==, i);
     }
@@ -1677,9 +1583,9 @@ test_persistent_stays_armed (Fixture       *f,
   assert_quiet (f);
   assert_calls (ev, 5, 0, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1691,19 +1597,19 @@ test_persistent_level_triggered (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  watch (f, ev, IOPS_READ_EVENT);
-  send_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
+  test_write_byte (s[1]);
 
   /* Not drained: reported again and again, until UNWATCH. */
   wait_calls (f, ev, 3);
-  unwatch (f, ev);
+  test_unwatch (f->iops, ev);
   assert_quiet (f);
   assert_calls (ev, 3, 0, 0);
   g_assert_cmpuint (drain (s[0]), ==, 1);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1715,16 +1621,16 @@ test_persistent_rw_one_callback (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  send_byte (s[1]);
-  watch (f, ev, IOPS_RW_EVENT);
+  test_write_byte (s[1]);
+  test_watch (f->iops, ev, IOPS_RW_EVENT);
 
   /* Each delivery is one ready_rw, never a ready_r and a ready_w. */
   wait_calls (f, ev, 3);
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   assert_calls (ev, 0, 0, 3);
 
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1737,21 +1643,21 @@ test_persistent_other_flags_replace (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
 
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   wait_calls (f, ev, 2);
   n_r = ev->n_r;
 
   /* Readable and writable: from now on only WRITE is reported. */
-  watch (f, ev, IOPS_WRITE_EVENT);
+  test_watch (f->iops, ev, IOPS_WRITE_EVENT);
   wait_calls (f, ev, n_r + 3);
-  unwatch (f, ev);
+  test_unwatch (f->iops, ev);
   assert_calls (ev, n_r, 3, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 typedef struct
@@ -1771,7 +1677,7 @@ hook_eof_unwatch_at (TestIOEvent    *event,
 
   g_assert_cmpint (read (event_fd (event), &c, 1), ==, 0);
   if (test_io_event_total (event) == stop->stop_at)
-    unwatch (stop->f, event);
+    test_unwatch (stop->f->iops, event);
 }
 
 static void
@@ -1786,7 +1692,7 @@ test_persistent_hup_until_unwatch (Fixture       *f,
   ev = test_io_event_new (s[0]);
   ev->hook = hook_eof_unwatch_at;
   ev->hook_data = &stop;
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   close (s[1]);
 
   /* Level-triggered: the hang-up is reported until the consumer unwatches,
@@ -1795,7 +1701,7 @@ test_persistent_hup_until_unwatch (Fixture       *f,
   assert_quiet (f);
   assert_calls (ev, stop.stop_at, 0, 0);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
   close (s[0]);
 }
@@ -1846,7 +1752,7 @@ race_against_idle (Fixture *f,
   memset (order, 0, sizeof *order);
   g_source_set_priority (idle, G_PRIORITY_DEFAULT);
   g_source_set_callback (idle, on_idle, order, NULL);
-  send_byte (peer);
+  test_write_byte (peer);
   g_source_attach (idle, f->context);
   g_assert_true (test_iterate_until (f->context, &order->done, TEST_DEADLINE_MS));
   g_source_unref (idle);
@@ -1867,16 +1773,16 @@ test_priority (Fixture       *f,
   ev->hook_data = &order;
 
   iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_HIGH);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   g_assert_cmpstr (race_against_idle (f, &order, s[1]), ==, "wi");
 
   iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   g_assert_cmpstr (race_against_idle (f, &order, s[1]), ==, "iw");
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1894,21 +1800,21 @@ test_priority_applies_from_next_watch (Fixture       *f,
 
   /* An armed watch keeps the priority of its WATCH ... */
   iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_HIGH);
   g_assert_cmpstr (race_against_idle (f, &order, s[1]), ==, "iw");
 
   /* ... and the next WATCH takes the new one, both ways. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_LOW);
   g_assert_cmpstr (race_against_idle (f, &order, s[1]), ==, "wi");
 
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   g_assert_cmpstr (race_against_idle (f, &order, s[1]), ==, "iw");
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 static void
@@ -1920,29 +1826,29 @@ test_persistent_applies_from_next_watch (Fixture       *f,
 
   test_socketpair (s);
   ev = test_io_event_new (s[0]);
-  send_byte (s[1]);
+  test_write_byte (s[1]);
 
   /* Armed one-shot, then the mode changes: this watch stays one-shot. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   iops_glib_iops_set_persistent (f->glib_iops, TRUE);
   wait_calls (f, ev, 1);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 1);
 
   /* The next WATCH is persistent, and stays so when the mode changes back. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   iops_glib_iops_set_persistent (f->glib_iops, FALSE);
   wait_calls (f, ev, 4);
 
   /* The next WATCH is one-shot again. */
-  watch (f, ev, IOPS_READ_EVENT);
+  test_watch (f->iops, ev, IOPS_READ_EVENT);
   wait_calls (f, ev, 5);
   assert_quiet (f);
   g_assert_cmpuint (test_io_event_total (ev), ==, 5);
 
-  cleanup (f, ev);
+  test_cleanup (f->iops, ev);
   g_assert_finalize_object (ev);
-  close_pair (s);
+  test_close_pair (s);
 }
 
 int

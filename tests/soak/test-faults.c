@@ -23,49 +23,7 @@
  * quick, yet above what a test process has open at start. */
 #define EMFILE_LIMIT         64
 
-typedef struct
-{
-  GMainContext *context;
-  IopsGLibIOPS *glib_iops;
-  IopsIOPS     *iops;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->context = g_main_context_new ();
-  f->glib_iops = iops_glib_iops_new (f->context);
-  f->iops = IOPS_IOPS (f->glib_iops);
-  iops_glib_iops_set_persistent (f->glib_iops, GPOINTER_TO_INT (data));
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  if (f->glib_iops != NULL)
-    g_assert_finalize_object (f->glib_iops);
-  /* Nothing the IOPS attached outlives it. */
-  g_assert_false (g_main_context_iteration (f->context, FALSE));
-  g_main_context_unref (f->context);
-}
-
-static void
-update (Fixture        *f,
-        gpointer        event,
-        IopsEvAction    action,
-        IopsEventFlags  flags)
-{
-  iops_iops_update_event (f->iops, IOPS_IO_EVENT (event), action, flags);
-}
-
-static gboolean
-deadline_cb (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
+typedef TestFixture Fixture;
 
 typedef gboolean (*DoneFunc) (gconstpointer object,
                               guint         n);
@@ -81,7 +39,7 @@ wait_for (Fixture       *f,
   gboolean expired = FALSE;
   GSource *deadline = g_timeout_source_new (TEST_DEADLINE_MS);
 
-  g_source_set_callback (deadline, deadline_cb, &expired, NULL);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
   g_source_attach (deadline, f->context);
   while (!done (object, n) && !expired)
     g_main_context_iteration (f->context, TRUE);
@@ -155,7 +113,7 @@ test_peer_reset (Fixture       *f,
 
   tcp_pair (fds);
   event = test_io_event_new (fds[0]);
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
 
   /* Linger 0: close() sends RST instead of FIN. */
   g_assert_cmpint (setsockopt (fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg), ==, 0);
@@ -167,17 +125,17 @@ test_peer_reset (Fixture       *f,
   g_assert_cmpint (errno, ==, ECONNRESET);
 
   /* The reset socket is now at EOF: one more WATCH, one more delivery. */
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_RW_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_RW_EVENT);
   g_assert_true (wait_total (f, event, 2));
   g_assert_cmpint (read (fds[0], buf, sizeof buf), ==, 0);
   /* Persistent mode reports a dead socket until it is unwatched (rule 3);
    * one-shot mode reported it once and is quiet already. */
   if (iops_glib_iops_get_persistent (f->glib_iops))
-    update (f, event, IOPS_EVACTION_UNWATCH, 0);
+    test_update (f->iops, event, IOPS_EVACTION_UNWATCH, 0);
   assert_no_spin (f);
   g_assert_cmpuint (test_io_event_total (event), ==, 2);
 
-  update (f, event, IOPS_EVACTION_CLEANUP, 0);
+  test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
   close (fds[0]);
 }
 
@@ -193,7 +151,7 @@ test_half_close (Fixture       *f,
 
   tcp_pair (fds);
   event = test_io_event_new (fds[0]);
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
 
   g_assert_cmpint (shutdown (fds[1], SHUT_WR), ==, 0);
   g_assert_true (wait_total (f, event, 1));
@@ -201,26 +159,25 @@ test_half_close (Fixture       *f,
   g_assert_cmpint (read (fds[0], buf, sizeof buf), ==, 0);
 
   /* Our direction still works. */
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_WRITE_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_WRITE_EVENT);
   g_assert_true (wait_total (f, event, 2));
   g_assert_cmpuint (event->n_w, ==, 1);
   g_assert_cmpint (write (fds[0], "pong", 4), ==, 4);
-  update (f, event, IOPS_EVACTION_UNWATCH, 0);
+  test_update (f->iops, event, IOPS_EVACTION_UNWATCH, 0);
 
   /* The peer, whose write side is shut, still reads it. */
   {
     g_autoptr(TestIOEvent) peer = test_io_event_new (fds[1]);
 
-    update (f, peer, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+    test_update (f->iops, peer, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
     g_assert_true (wait_total (f, peer, 1));
     g_assert_cmpint (read (fds[1], buf, sizeof buf), ==, 4);
     g_assert_cmpmem (buf, 4, "pong", 4);
-    update (f, peer, IOPS_EVACTION_CLEANUP, 0);
+    test_update (f->iops, peer, IOPS_EVACTION_CLEANUP, 0);
   }
 
-  update (f, event, IOPS_EVACTION_CLEANUP, 0);
-  close (fds[0]);
-  close (fds[1]);
+  test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
+  test_close_pair (fds);
 }
 
 /* -- an fd closed while watched ------------------------------------------- */
@@ -234,13 +191,13 @@ test_closed_while_watched (Fixture       *f,
 
   test_socketpair (fds);
   event = test_io_event_new (fds[0]);
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_RW_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_RW_EVENT);
   close (fds[0]);
 
   assert_no_spin (f);
   g_assert_cmpuint (test_io_event_total (event), <=, 1);
 
-  update (f, event, IOPS_EVACTION_CLEANUP, 0);
+  test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
   close (fds[1]);
 }
 
@@ -255,11 +212,11 @@ test_closed_while_watched_dup (Fixture       *f,
 
   test_socketpair (fds);
   event = test_io_event_new (fds[0]);
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
   /* Let it fire once first on the fd, then arm again and close. */
   g_assert_cmpint (write (fds[1], "x", 1), ==, 1);
   g_assert_true (wait_total (f, event, 1));
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
 
   dup_fd = dup (fds[0]);
   close (fds[0]);
@@ -268,7 +225,7 @@ test_closed_while_watched_dup (Fixture       *f,
   assert_no_spin (f);
   g_assert_cmpuint (test_io_event_total (event), <=, 2);
 
-  update (f, event, IOPS_EVACTION_CLEANUP, 0);
+  test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
   close (dup_fd);
   close (fds[1]);
 }
@@ -307,7 +264,7 @@ check_reused (Fixture     *f,
 
   socketpair_at (number, fresh);
   /* Rule 1: the WATCH reads fileno() again; same number, new socket. */
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
   assert_no_spin (f);
   g_assert_cmpuint (test_io_event_total (event), ==, before);
 
@@ -317,9 +274,8 @@ check_reused (Fixture     *f,
   g_assert_cmpint (read (number, buf, sizeof buf), ==, 3);
   g_assert_cmpmem (buf, 3, "new", 3);
 
-  update (f, event, IOPS_EVACTION_CLEANUP, 0);
-  close (fresh[0]);
-  close (fresh[1]);
+  test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
+  test_close_pair (fresh);
 }
 
 static void
@@ -331,13 +287,12 @@ test_fd_reused_disarmed (Fixture       *f,
 
   test_socketpair (fds);
   event = test_io_event_new (fds[0]);
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
   g_assert_cmpint (write (fds[1], "old", 3), ==, 3);
   g_assert_true (wait_total (f, event, 1));
-  update (f, event, IOPS_EVACTION_UNWATCH, 0);
+  test_update (f->iops, event, IOPS_EVACTION_UNWATCH, 0);
 
-  close (fds[0]);
-  close (fds[1]);
+  test_close_pair (fds);
   check_reused (f, event, fds[0], 1);
 }
 
@@ -350,10 +305,9 @@ test_fd_reused_armed (Fixture       *f,
 
   test_socketpair (fds);
   event = test_io_event_new (fds[0]);
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
   /* Closed and replaced while armed, without any iteration between. */
-  close (fds[0]);
-  close (fds[1]);
+  test_close_pair (fds);
   check_reused (f, event, fds[0], 0);
 }
 
@@ -368,7 +322,7 @@ test_fd_reused_old_file_alive (Fixture       *f,
 
   test_socketpair (fds);
   event = test_io_event_new (fds[0]);
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
 
   dup_fd = dup (fds[0]);
   close (fds[0]);
@@ -439,7 +393,7 @@ ping (Fixture     *f,
 {
   guint before = test_io_event_total (event);
 
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
   g_assert_cmpint (write (writer, "p", 1), ==, 1);
   g_assert_true (wait_total (f, event, before + 1));
 }
@@ -450,7 +404,7 @@ fire_timer (Fixture        *f,
 {
   guint before = timer->n_fired;
 
-  iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, 500);
+  test_arm (f->iops, timer, 500);
   g_assert_true (wait_for (f, timer_done, timer, before + 1));
   g_assert_cmpuint (timer->n_fired, ==, before + 1);
 }
@@ -496,17 +450,15 @@ test_emfile_existing (Fixture       *f,
       /* A first WATCH of another event on an existing lane. */
       ping (f, spare, spare_fds[1]);
       /* start_watching() with a timer armed returns when it fired. */
-      iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, 1000);
+      test_arm (f->iops, timer, 1000);
       iops_iops_start_watching (f->iops);
       g_assert_cmpuint (timer->n_fired, ==, 102);
       release_fds (&ex);
 
-      update (f, event, IOPS_EVACTION_CLEANUP, 0);
-      update (f, spare, IOPS_EVACTION_CLEANUP, 0);
-      close (fds[0]);
-      close (fds[1]);
-      close (spare_fds[0]);
-      close (spare_fds[1]);
+      test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
+      test_update (f->iops, spare, IOPS_EVACTION_CLEANUP, 0);
+      test_close_pair (fds);
+      test_close_pair (spare_fds);
       return;
     }
 
@@ -536,20 +488,19 @@ test_emfile_new_priority (Fixture       *f,
       exhaust_fds (&ex);
       iops_glib_iops_set_priority (f->glib_iops, G_PRIORITY_HIGH);
       /* May fail to watch, but must not crash. */
-      update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
-      iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH, 100);
+      test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+      test_arm (f->iops, timer, 100);
       test_iterate_for (f->context, 50);
-      update (f, event, IOPS_EVACTION_UNWATCH, 0);
-      iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_UNWATCH, 0);
+      test_update (f->iops, event, IOPS_EVACTION_UNWATCH, 0);
+      test_unwatch_timer (f->iops, timer);
       release_fds (&ex);
 
       /* Recovered. */
       ping (f, event, fds[1]);
       fire_timer (f, timer);
 
-      update (f, event, IOPS_EVACTION_CLEANUP, 0);
-      close (fds[0]);
-      close (fds[1]);
+      test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
+      test_close_pair (fds);
       return;
     }
 
@@ -580,17 +531,16 @@ test_emfile_new_iops (Fixture       *f,
       f->glib_iops = iops_glib_iops_new (f->context);
       f->iops = IOPS_IOPS (f->glib_iops);
       fire_timer (f, timer);
-      update (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+      test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
       test_iterate_for (f->context, 20);
-      update (f, event, IOPS_EVACTION_UNWATCH, 0);
+      test_update (f->iops, event, IOPS_EVACTION_UNWATCH, 0);
       release_fds (&ex);
 
       ping (f, event, fds[1]);
       fire_timer (f, timer);
 
-      update (f, event, IOPS_EVACTION_CLEANUP, 0);
-      close (fds[0]);
-      close (fds[1]);
+      test_update (f->iops, event, IOPS_EVACTION_CLEANUP, 0);
+      test_close_pair (fds);
       return;
     }
 
@@ -652,7 +602,7 @@ test_drop_iops_in_callback (Fixture       *f,
       events[i] = test_io_event_new (fds[i][0]);
       events[i]->hook = drop_io_hook;
       events[i]->hook_data = &d;
-      update (f, events[i], IOPS_EVACTION_WATCH, IOPS_RW_EVENT);
+      test_update (f->iops, events[i], IOPS_EVACTION_WATCH, IOPS_RW_EVENT);
       /* The IOPS holds the only reference now. */
       g_object_unref (events[i]);
       timers[i] = test_timer_event_new ();
@@ -713,7 +663,7 @@ test_drop_iops_nested (Fixture       *f,
   event->hook_data = &d;
   timer->hook = drop_timer_hook;
   timer->hook_data = &d;
-  update (f, event, IOPS_EVACTION_WATCH, IOPS_WRITE_EVENT);
+  test_update (f->iops, event, IOPS_EVACTION_WATCH, IOPS_WRITE_EVENT);
   iops_iops_update_timer (f->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH,
                           10 * G_USEC_PER_SEC);
 
@@ -723,8 +673,7 @@ test_drop_iops_nested (Fixture       *f,
   g_assert_cmpuint (d.after, ==, 0);
   g_assert_cmpuint (timer->n_fired, ==, 0);
   g_assert_cmpuint (test_io_event_total (event), ==, 2);
-  close (fds[0]);
-  close (fds[1]);
+  test_close_pair (fds);
 }
 
 int
@@ -735,7 +684,7 @@ main (int   argc,
 
 #define ADD(path, func, mode) \
   g_test_add ("/iops/soak/faults/" path, Fixture, GINT_TO_POINTER (mode), \
-              fixture_setup, func, fixture_teardown)
+              test_fixture_setup_mode, func, test_fixture_teardown_quiet)
 
   ADD ("peer-reset", test_peer_reset, FALSE);
   ADD ("peer-reset/persistent", test_peer_reset, TRUE);
