@@ -170,9 +170,9 @@ watch_register (IopsGLibIOPS *self,
 static void
 watch_arm (IopsGLibIOPS   *self,
            IopsIOEvent    *event,
+           IopsWatch      *watch,
            IopsEventFlags  flags)
 {
-  IopsWatch *watch = iops_io_event_get_watch (event);
   int fd = IOPS_IO_EVENT_GET_CLASS (event)->fileno (event);  /* typed by the invoker */
 
   g_return_if_fail (fd >= 0);
@@ -255,7 +255,7 @@ iops_glib_iops_update_event (IopsIOPS       *iops,
     }
 
   if (action == IOPS_EVACTION_WATCH && flags != 0)
-    watch_arm (self, event, flags);
+    watch_arm (self, event, watch, flags);
   else if (watch == NULL)
     return;
   else if (action == IOPS_EVACTION_CLEANUP)

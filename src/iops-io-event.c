@@ -124,10 +124,15 @@ iops_io_event_set_property (GObject      *object,
     }
 }
 
+gssize iops_io_event_watch_offset;
+
 static void
 iops_io_event_class_init (IopsIOEventClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  iops_io_event_watch_offset = IopsIOEvent_private_offset +
+                               G_STRUCT_OFFSET (IopsIOEventPrivate, watch);
 
   object_class->finalize = iops_io_event_finalize;
   object_class->get_property = iops_io_event_get_property;
@@ -317,14 +322,6 @@ iops_io_event_ready_rw (IopsIOEvent *self)
   g_return_if_fail (IOPS_IS_IO_EVENT (self));
 
   IOPS_IO_EVENT_GET_CLASS (self)->ready_rw (self);
-}
-
-IopsWatch *
-iops_io_event_get_watch (IopsIOEvent *self)
-{
-  IopsIOEventPrivate *priv = iops_io_event_get_instance_private (self);
-
-  return priv->watch;
 }
 
 void
