@@ -34,7 +34,6 @@ struct _IopsWatch
   IopsGLibIOPS   *owner;
   IopsIOEvent    *event;         /* strong reference while armed */
   IopsLoan       *loan;          /* the innermost delivery running, or NULL */
-  int             fd;            /* fd of the latest WATCH, -1 before */
   IopsEventFlags  flags;         /* armed flags, 0 when disarmed */
   guint           persistent : 1;
 };
@@ -56,7 +55,9 @@ typedef struct
                                   int           fd,
                                   IopsEventFlags flags,
                                   int           priority);
-  /* Takes the fd out of the poll set (UNWATCH, CLEANUP). */
+  /* Stops reporting readiness for the watch: an UNWATCH, or a delivery
+   * that found an error or hang-up. The gsource backend takes the fd out of
+   * the poll set at once; the epoll one lazily, when it next wakes. */
   void         (*watch_disarm)   (IopsBackend  *self,
                                   IopsWatch    *watch);
   /* Disarms and frees; safe from inside the watch's own delivery. */

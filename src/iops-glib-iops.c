@@ -160,7 +160,6 @@ watch_register (IopsGLibIOPS *self,
   watch->owner = self;
   watch->event = event;
   watch->loan = NULL;
-  watch->fd = -1;
   watch->flags = 0;
   LIST_PREPEND (self->watches, watch);
   iops_io_event_set_watch (event, watch);
@@ -196,7 +195,6 @@ watch_arm (IopsGLibIOPS   *self,
   watch->flags = flags;
   watch->persistent = self->persistent;
   self->backend->klass->watch_arm (self->backend, watch, fd, flags, self->priority);
-  watch->fd = fd;
 }
 
 static void
