@@ -460,8 +460,11 @@ timers_prepare (Lane *lane,
 static gboolean
 timers_due (Lane *lane)
 {
-  gint64 next = iops_glib_iops_next_deadline (lane->backend->owner, lane->priority);
+  gint64 next;
 
+  if (lane->backend->timer_lane == NULL)
+    return FALSE;  /* no timer was ever armed: the I/O-only path */
+  next = iops_glib_iops_next_deadline (lane->backend->owner, lane->priority);
   return next >= 0 && next <= g_get_monotonic_time ();
 }
 
@@ -480,7 +483,7 @@ lane_prepare (GSource *source,
   *timeout = -1;
   if (lane->rebuild)
     return TRUE;
-  return timers_prepare (lane, timeout);
+  return lane->backend->timer_lane != NULL && timers_prepare (lane, timeout);
 }
 
 static gboolean
