@@ -676,8 +676,8 @@ static GSourceFuncs lane_funcs = {
 };
 
 static Lane *
-lane_get (EpollBackend *b,
-          int           priority)
+lane_get_slow (EpollBackend *b,
+               int           priority)
 {
   Lane *lane;
 
@@ -703,6 +703,22 @@ lane_get (EpollBackend *b,
   g_source_attach (&lane->source, b->context);
   g_ptr_array_add (b->lanes, lane);
   return lane;
+}
+
+/* The lane of @priority, created on first use. Nearly always the first
+ * one, and looked up on every arm. */
+static inline Lane *
+lane_get (EpollBackend *b,
+          int           priority)
+{
+  if (G_LIKELY (b->lanes->len > 0))
+    {
+      Lane *first = g_ptr_array_index (b->lanes, 0);
+
+      if (first->priority == priority)
+        return first;
+    }
+  return lane_get_slow (b, priority);
 }
 
 /* -- the backend interface ---------------------------------------------- */

@@ -172,7 +172,7 @@ watch_arm (IopsGLibIOPS   *self,
            IopsWatch      *watch,
            IopsEventFlags  flags)
 {
-  int fd = IOPS_IO_EVENT_GET_CLASS (event)->fileno (event);  /* typed by the invoker */
+  int fd = iops_io_event_read_fileno (event);  /* typed by the invoker */
 
   g_return_if_fail (fd >= 0);
 

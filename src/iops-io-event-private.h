@@ -24,4 +24,19 @@ iops_io_event_get_watch (IopsIOEvent *self)
 void       iops_io_event_set_watch (IopsIOEvent *self,
                                     IopsWatch   *watch);
 
+/* The default `fileno`, and where the fd it returns sits. */
+extern gssize iops_io_event_fd_offset;
+int iops_io_event_real_fileno (IopsIOEvent *self);
+
+/* `fileno` as every WATCH reads it: the default one without a call. */
+static inline int
+iops_io_event_read_fileno (IopsIOEvent *self)
+{
+  IopsIOEventClass *klass = IOPS_IO_EVENT_GET_CLASS (self);
+
+  if (G_LIKELY (klass->fileno == iops_io_event_real_fileno))
+    return *(int *) G_STRUCT_MEMBER_P (self, iops_io_event_fd_offset);
+  return klass->fileno (self);
+}
+
 G_END_DECLS

@@ -47,7 +47,7 @@ enum {
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
-static int
+int
 iops_io_event_real_fileno (IopsIOEvent *self)
 {
   IopsIOEventPrivate *priv = iops_io_event_get_instance_private (self);
@@ -125,6 +125,7 @@ iops_io_event_set_property (GObject      *object,
 }
 
 gssize iops_io_event_watch_offset;
+gssize iops_io_event_fd_offset;
 
 static void
 iops_io_event_class_init (IopsIOEventClass *klass)
@@ -133,6 +134,8 @@ iops_io_event_class_init (IopsIOEventClass *klass)
 
   iops_io_event_watch_offset = IopsIOEvent_private_offset +
                                G_STRUCT_OFFSET (IopsIOEventPrivate, watch);
+  iops_io_event_fd_offset = IopsIOEvent_private_offset +
+                            G_STRUCT_OFFSET (IopsIOEventPrivate, fd);
 
   object_class->finalize = iops_io_event_finalize;
   object_class->get_property = iops_io_event_get_property;
