@@ -564,18 +564,6 @@ collect_direct (Lane   *lane,
   return n;
 }
 
-/* A disarmed watch woke us: stop the fd from doing it again. */
-static void
-quiet (EpollWatch *w)
-{
-  if (w->in_epoll)
-    epoll_forget (w);
-  else if (w->polled)
-    direct_remove (w);
-  if (!w->polled && !w->in_epoll)
-    w->lane = NULL, w->rfd = -1;
-}
-
 static void
 deliver (Lane  *lane,
          Ready *r)
@@ -586,7 +574,7 @@ deliver (Lane  *lane,
     return;  /* cleaned up, or re-armed after the poll: the next one tells */
   if (w->watch.flags == 0)
     {
-      quiet (w);
+      lane_unregister (w);  /* disarmed, yet it woke us: stop the fd */
       return;
     }
 
@@ -798,7 +786,7 @@ epoll_watch_disarm (IopsBackend *backend,
   /* Lazily, like a delivery: an epoll registration keeps its mask and a
    * direct GPollFD asks for nothing, so that the next WATCH is cheap. An
    * error, hang-up or further readiness on the fd wakes us once, and then
-   * the fd leaves the set (see quiet()). */
+   * the fd leaves the set (see deliver()). */
   if (w->polled && w->kmask != 0)
     {
       w->pfd.events = 0;
