@@ -215,23 +215,36 @@ watch_unwatch (IopsGLibIOPS *self,
     g_object_unref (event);
 }
 
-static void
-watch_cleanup (IopsGLibIOPS *self,
-               IopsWatch    *watch)
+/* Forgets @watch (CLEANUP, disposal). Returns the event whose reference
+ * the caller must drop, or NULL: dropping it may run arbitrary code, so
+ * the caller does it once the IOPS is consistent. */
+static IopsIOEvent *
+watch_unregister (IopsGLibIOPS *self,
+                  IopsWatch    *watch)
 {
   IopsIOEvent *event = watch->event;
   gboolean drop = FALSE;
 
   if (watch->flags != 0)
     {
+      watch->flags = 0;
       disarmed_one (self);
       drop = watch_unhold (watch);
     }
   iops_io_event_set_watch (event, NULL);
   LIST_UNLINK (self->watches, watch);
   self->backend->klass->watch_free (self->backend, watch);
-  if (drop)
-    g_object_unref (event);
+  return drop ? event : NULL;
+}
+
+static void
+watch_cleanup (IopsGLibIOPS *self,
+               IopsWatch    *watch)
+{
+  IopsIOEvent *held = watch_unregister (self, watch);
+
+  if (held != NULL)
+    g_object_unref (held);
 }
 
 static void
@@ -447,15 +460,25 @@ timer_unwatch (IopsGLibIOPS *self,
     g_object_unref (held);
 }
 
-static void
-timer_cleanup (IopsGLibIOPS *self,
-               IopsTimer    *timer)
+/* Forgets @timer; returns the event reference to drop, as above. */
+static IopsTimerEvent *
+timer_unregister (IopsGLibIOPS *self,
+                  IopsTimer    *timer)
 {
   IopsTimerEvent *held = timer_dequeue (self, timer);
 
   iops_timer_event_set_timer (timer->event, NULL);
   LIST_UNLINK (self->timers, timer);
   g_free (timer);
+  return held;
+}
+
+static void
+timer_cleanup (IopsGLibIOPS *self,
+               IopsTimer    *timer)
+{
+  IopsTimerEvent *held = timer_unregister (self, timer);
+
   if (held != NULL)
     g_object_unref (held);
 }
@@ -695,26 +718,19 @@ iops_glib_iops_dispose (GObject *object)
 
   while ((watch = self->watches) != NULL)
     {
-      if (watch->flags != 0 && watch_unhold (watch))
-        g_ptr_array_add (held, watch->event);
-      watch->flags = 0;
-      iops_io_event_set_watch (watch->event, NULL);
-      LIST_UNLINK (self->watches, watch);
-      self->backend->klass->watch_free (self->backend, watch);
-    }
+      IopsIOEvent *event = watch_unregister (self, watch);
 
+      if (event != NULL)
+        g_ptr_array_add (held, event);
+    }
   while ((timer = self->timers) != NULL)
     {
-      if (timer->heap != NULL)
-        {
-          iops_timer_heap_remove (timer->heap, timer);
-          g_ptr_array_add (held, timer->event);
-        }
-      iops_timer_event_set_timer (timer->event, NULL);
-      LIST_UNLINK (self->timers, timer);
-      g_free (timer);
+      IopsTimerEvent *event = timer_unregister (self, timer);
+
+      if (event != NULL)
+        g_ptr_array_add (held, event);
     }
-  self->n_armed = 0;
+  g_assert (self->n_armed == 0);
 
   /* Loops running callbacks of this IOPS must not touch it again. */
   for (Guard *guard = self->guards; guard != NULL; guard = guard->next)
