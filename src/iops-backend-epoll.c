@@ -66,11 +66,12 @@ struct _EpollWatch
   guint32    kmask;         /* mask the epoll set holds for it */
   GPollFD    pfd;           /* polled directly when 'polled' */
   guint      refs;          /* 1 for the core + 1 per dispatch holding it */
-  guint      in_epoll : 1;
-  guint      polled : 1;    /* pfd is in the lane's poll set */
-  guint      hot : 1;       /* promoted to a direct GPollFD, counted in n_hot */
-  guint      fired : 1;     /* delivered since its latest arm: promote it */
-  guint      freed : 1;     /* the core let go of it */
+  /* Booleans as bytes: the hot paths store them without a read. */
+  guint8     in_epoll;
+  guint8     polled;        /* pfd is in the lane's poll set */
+  guint8     hot;           /* promoted to a direct GPollFD, counted in n_hot */
+  guint8     fired;         /* delivered since its latest arm: promote it */
+  guint8     freed;         /* the core let go of it */
 };
 
 typedef struct
@@ -420,8 +421,9 @@ timerfd_set (EpollBackend *b,
 }
 
 /* Each lane fires the timers of its priority; the lane hosting the timerfd
- * sets it for the earliest of all of them. */
-static gboolean
+ * sets it for the earliest of all of them. Out of line: the I/O-only path
+ * of prepare() then needs no stack frame. */
+static G_GNUC_NO_INLINE gboolean
 timers_prepare (Lane *lane,
                 int  *timeout)
 {
@@ -475,34 +477,46 @@ lane_prepare (GSource *source,
               int     *timeout)
 {
   Lane *lane = (Lane *) source;
+  EpollBackend *b = lane->backend;
 
   /* Readiness the coming poll finds belongs to arms made before it. Set
    * here, not in check(): GLib skips check() for a source whose prepare()
    * said it was ready. */
-  lane->check_serial = ++lane->backend->serial;
+  lane->check_serial = ++b->serial;
   *timeout = -1;
+  if (G_UNLIKELY (lane->rebuild))
+    return TRUE;
+  if (b->timer_lane == NULL)
+    return FALSE;  /* no timer was ever armed: the I/O-only path */
+  return timers_prepare (lane, timeout);
+}
+
+/* What check() looks at besides the direct watches. */
+static G_GNUC_NO_INLINE gboolean
+lane_check_rest (Lane *lane)
+{
+  EpollBackend *b = lane->backend;
+
   if (lane->rebuild)
     return TRUE;
-  return lane->backend->timer_lane != NULL && timers_prepare (lane, timeout);
+  if ((lane->epfd_polled && lane->epfd_poll.revents != 0) ||
+      (lane == b->timer_lane && b->tfd_polled && b->tfd_poll.revents != 0))
+    return TRUE;
+  return timers_due (lane);
 }
 
 static gboolean
 lane_check (GSource *source)
 {
   Lane *lane = (Lane *) source;
+  EpollWatch **direct = (EpollWatch **) lane->direct->pdata;
+  guint n_direct = lane->direct->len;
 
-  EpollBackend *b = lane->backend;
-
-  if (lane->rebuild)
-    return TRUE;
   /* With g_source_add_poll() GLib leaves it to us to see what polled. */
-  if ((lane->epfd_polled && lane->epfd_poll.revents != 0) ||
-      (lane == b->timer_lane && b->tfd_polled && b->tfd_poll.revents != 0))
-    return TRUE;
-  for (guint i = 0; i < lane->direct->len; i++)
-    if (((EpollWatch *) g_ptr_array_index (lane->direct, i))->pfd.revents != 0)
+  for (guint i = 0; i < n_direct; i++)
+    if (direct[i]->pfd.revents != 0)
       return TRUE;
-  return timers_due (lane);
+  return lane_check_rest (lane);
 }
 
 static guint
@@ -551,28 +565,47 @@ collect_direct (Lane   *lane,
                 Ready  *ready,
                 guint   n)
 {
-  for (guint i = 0; i < lane->direct->len && n < MAX_READY; i++)
-    {
-      EpollWatch *w = g_ptr_array_index (lane->direct, i);
-      GIOCondition revents = w->pfd.revents;
+  EpollWatch **direct = (EpollWatch **) lane->direct->pdata;
+  guint n_direct = lane->direct->len;
+  guint64 limit = lane->check_serial;
 
-      if (revents == 0)
+  for (guint i = 0; i < n_direct && n < MAX_READY; i++)
+    {
+      EpollWatch *w = direct[i];
+
+      if (w->pfd.revents == 0)
         continue;
       w->refs++;
-      ready[n++] = (Ready) { w, revents, lane->check_serial };
+      ready[n++] = (Ready) { w, w->pfd.revents, limit };
     }
   return n;
 }
 
-static void
+/* Still armed in epoll after a delivery (persistent, or re-armed by a WATCH
+ * that found no room to promote it then): promote it now if there is room,
+ * in its own lane — the callback may have moved it to another priority. */
+static G_GNUC_NO_INLINE void
+promote_after_delivery (EpollWatch *w)
+{
+  Lane *own = w->lane;
+  int fd = w->rfd;
+
+  if (!hot_room (own->backend))
+    return;
+  lane_unregister (w);
+  w->rfd = fd;
+  lane_register (own, w, TRUE);
+}
+
+static inline void
 deliver (Lane  *lane,
          Ready *r)
 {
   EpollWatch *w = r->watch;
 
-  if (w->freed || w->armed_serial >= r->limit)
+  if (G_UNLIKELY (w->freed || w->armed_serial >= r->limit))
     return;  /* cleaned up, or re-armed after the poll: the next one tells */
-  if (w->watch.flags == 0)
+  if (G_UNLIKELY (w->watch.flags == 0))
     {
       lane_unregister (w);  /* disarmed, yet it woke us: stop the fd */
       return;
@@ -581,28 +614,34 @@ deliver (Lane  *lane,
   w->fired = TRUE;
   iops_glib_iops_deliver_io (&w->watch, r->revents);
 
-  if (lane->dead || w->freed)
+  if (G_UNLIKELY (lane->dead || w->freed))
     return;
-
-  if (w->watch.flags == 0 && w->polled && w->kmask != 0)
+  if (w->watch.flags == 0)
     {
       /* A one-shot direct watch not re-armed by its callback stops asking
        * for readiness; one re-armed cost nothing. */
-      w->pfd.events = 0;
-      w->kmask = 0;
+      if (w->polled && w->kmask != 0)
+        {
+          w->pfd.events = 0;
+          w->kmask = 0;
+        }
     }
-  else if (w->watch.flags != 0 && w->in_epoll && hot_room (lane->backend))
-    {
-      /* Still armed in epoll (persistent, or re-armed by a WATCH that found
-       * no room to promote it then): promote it now, in its own lane — the
-       * callback may have moved it to another priority. */
-      Lane *own = w->lane;
-      int fd = w->rfd;
+  else if (G_UNLIKELY (w->in_epoll))
+    promote_after_delivery (w);
+}
 
-      lane_unregister (w);
-      w->rfd = fd;
-      lane_register (own, w, TRUE);
-    }
+/* Fires the lane's due timers. Returns FALSE when a callback destroyed the
+ * lane. */
+static G_GNUC_NO_INLINE gboolean
+lane_fire_timers (Lane *lane)
+{
+  EpollBackend *b = lane->backend;
+
+  if (lane == b->timer_lane && b->tfd_polled && b->tfd_poll.revents != 0)
+    b->tfd_deadline = -2;  /* fired: prepare() sets it again, which clears it */
+  if (timers_due (lane))
+    iops_glib_iops_fire_timers (b->owner, lane->priority, g_get_monotonic_time ());
+  return !lane->dead;
 }
 
 static gboolean
@@ -611,21 +650,13 @@ lane_dispatch (GSource     *source,
                gpointer     user_data)
 {
   Lane *lane = (Lane *) source;
-  EpollBackend *b = lane->backend;
   Ready ready[MAX_READY];
   guint n = 0, i;
 
-  if (lane->rebuild)
+  if (G_UNLIKELY (lane->rebuild))
     lane_rebuild (lane);
-
-  if (lane == b->timer_lane && b->tfd_polled && b->tfd_poll.revents != 0)
-    b->tfd_deadline = -2;  /* fired: prepare() sets it again, which clears it */
-  if (timers_due (lane))
-    {
-      iops_glib_iops_fire_timers (b->owner, lane->priority, g_get_monotonic_time ());
-      if (lane->dead)
-        return G_SOURCE_REMOVE;
-    }
+  if (lane->backend->timer_lane != NULL && !lane_fire_timers (lane))
+    return G_SOURCE_REMOVE;
 
   if (lane->epfd_polled && lane->epfd_poll.revents != 0)
     n = collect_epoll (lane, ready, n);
@@ -633,7 +664,7 @@ lane_dispatch (GSource     *source,
 
   for (i = 0; i < n; i++)
     {
-      if (lane->dead)
+      if (G_UNLIKELY (lane->dead))
         break;
       deliver (lane, &ready[i]);
       watch_unref (ready[i].watch);
@@ -733,20 +764,15 @@ epoll_watch_new (IopsBackend *backend)
   return &w->watch;
 }
 
-static void
-epoll_watch_arm (IopsBackend    *backend,
-                 IopsWatch      *watch,
-                 int             fd,
-                 IopsEventFlags  flags,
-                 int             priority)
+/* Any other arm: a first one, a cold watch, another fd or priority. */
+static G_GNUC_NO_INLINE void
+watch_arm_slow (EpollBackend *b,
+                EpollWatch   *w,
+                int           fd,
+                int           priority)
 {
-  EpollBackend *b = (EpollBackend *) backend;
-  EpollWatch *w = EPOLL_WATCH (watch);
   Lane *lane = lane_get (b, priority);
   gboolean promote;
-
-  w->armed_serial = b->serial;
-  w->mask = flags_to_mask (flags);
 
   if (w->lane != NULL && (w->lane != lane || w->rfd != fd))
     lane_unregister (w);
@@ -755,16 +781,11 @@ epoll_watch_arm (IopsBackend    *backend,
   if (w->lane != NULL && w->in_epoll && promote)
     lane_unregister (w);
 
+  /* Still registered here means cold: a hot one took the fast path. */
   if (w->lane == NULL)
     {
       w->rfd = fd;
       lane_register (lane, w, promote);
-    }
-  else if (w->polled)
-    {
-      /* poll() is stateless: the same number is whatever file it is now. */
-      w->pfd.events = mask_to_condition (w->mask);
-      w->kmask = w->mask;
     }
   else if (epoll_register (lane, w, EPOLL_CTL_MOD) != 0)
     {
@@ -775,6 +796,32 @@ epoll_watch_arm (IopsBackend    *backend,
       lane_register (lane, w, FALSE);
     }
   w->fired = FALSE;
+}
+
+static void
+epoll_watch_arm (IopsBackend    *backend,
+                 IopsWatch      *watch,
+                 int             fd,
+                 IopsEventFlags  flags,
+                 int             priority)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+  EpollWatch *w = EPOLL_WATCH (watch);
+
+  w->armed_serial = b->serial;
+  w->mask = flags_to_mask (flags);
+
+  /* The usual re-arm, of a hot watch: poll() is stateless, so the same
+   * number is whatever file it is now (rule 1) and asking for readiness
+   * again is a store. */
+  if (G_LIKELY (w->polled && w->rfd == fd && w->lane->priority == priority))
+    {
+      w->pfd.events = mask_to_condition (w->mask);
+      w->kmask = w->mask;
+      w->fired = FALSE;
+      return;
+    }
+  watch_arm_slow (b, w, fd, priority);
 }
 
 static void

@@ -35,7 +35,7 @@ struct _IopsWatch
   IopsIOEvent    *event;         /* strong reference while armed */
   IopsLoan       *loan;          /* the innermost delivery running, or NULL */
   IopsEventFlags  flags;         /* armed flags, 0 when disarmed */
-  guint           persistent : 1;
+  gboolean        persistent;
 };
 
 typedef struct

@@ -53,7 +53,7 @@ struct _IopsGLibIOPS
   IopsBackend   *backend;
   char          *backend_name;  /* requested at construction, then NULL */
   int            priority;
-  guint          persistent : 1;
+  gboolean       persistent;   /* 0 or 1 */
 
   IopsWatch     *watches;     /* every registered fd watch, armed or not */
   IopsTimer     *timers;      /* every registered timer, armed or not */
@@ -247,7 +247,7 @@ watch_cleanup (IopsGLibIOPS *self,
     g_object_unref (held);
 }
 
-static void
+void
 iops_glib_iops_update_event (IopsIOPS       *iops,
                              IopsIOEvent    *event,
                              IopsEvAction    action,
@@ -273,6 +273,43 @@ iops_glib_iops_update_event (IopsIOPS       *iops,
     watch_cleanup (self, watch);
   else
     watch_unwatch (self, watch);
+}
+
+/* WATCH of a registered watch with the default fileno: the re-arm every
+ * callback makes. Its only call is the backend's, made last, so that it
+ * needs no stack frame of its own; anything else — a first WATCH, a fileno
+ * override, an arm that must take a reference, bad input — takes the
+ * general path. The invoker checked the types, the action and @flags. */
+void
+iops_glib_iops_watch (IopsIOPS       *iops,
+                      IopsIOEvent    *event,
+                      IopsEventFlags  flags)
+{
+  IopsGLibIOPS *self = (IopsGLibIOPS *) iops;
+  IopsWatch *watch = iops_io_event_get_watch (event);
+  int fd;
+
+  if (G_UNLIKELY (watch == NULL || watch->owner != self || flags == 0 ||
+                  IOPS_IO_EVENT_GET_CLASS (event)->fileno != iops_io_event_real_fileno))
+    goto general;
+  fd = *(int *) G_STRUCT_MEMBER_P (event, iops_io_event_fd_offset);
+  if (G_UNLIKELY (fd < 0))
+    goto general;
+  if (watch->flags == 0)
+    {
+      /* Armed again on the reference its running callback holds. */
+      if (G_UNLIKELY (watch->loan == NULL || watch->loan->shared))
+        goto general;
+      watch->loan->shared = TRUE;
+      self->n_armed++;
+    }
+  watch->flags = flags;
+  watch->persistent = self->persistent;
+  self->backend->klass->watch_arm (self->backend, watch, fd, flags, self->priority);
+  return;
+
+general:
+  iops_glib_iops_update_event (iops, event, IOPS_EVACTION_WATCH, flags);
 }
 
 static inline IopsEventFlags
@@ -1068,7 +1105,7 @@ iops_glib_iops_set_persistent (IopsGLibIOPS *self,
   g_return_if_fail (IOPS_IS_GLIB_IOPS (self));
 
   persistent = !!persistent;
-  if (self->persistent == (guint) persistent)
+  if (self->persistent == persistent)
     return;
 
   self->persistent = persistent;

@@ -43,22 +43,29 @@ iface_of (gpointer self)
   return g_type_interface_peek (klass, IOPS_TYPE_IOPS);
 }
 
-/* Whether @event is an IopsIOEvent. Consumers pass instances of their own
- * subclass, for which the GLib macro takes its slow path on every re-arm;
- * remember the last class that passed (a class never stops passing). */
+/* The last class that passed the IopsIOEvent check (a class never stops
+ * passing). Consumers pass instances of their own subclass, for which the
+ * GLib macro takes its slow path on every re-arm. It starts at an address
+ * no instance has as its class, so one comparison is the whole check. */
+static gpointer known_io_event_class = &known_io_event_class;
+
 static inline gboolean
+is_known_io_event (gpointer event)
+{
+  return event != NULL &&
+         ((GTypeInstance *) event)->g_class == g_atomic_pointer_get (&known_io_event_class);
+}
+
+/* Whether @event is an IopsIOEvent. */
+static gboolean
 is_io_event (gpointer event)
 {
-  static gpointer known_class;
-  GTypeClass *klass;
-
-  if (event == NULL || (klass = ((GTypeInstance *) event)->g_class) == NULL)
-    return FALSE;
-  if (G_LIKELY (klass == g_atomic_pointer_get (&known_class)))
+  if (is_known_io_event (event))
     return TRUE;
-  if (!G_TYPE_CHECK_INSTANCE_TYPE (event, IOPS_TYPE_IO_EVENT))
+  if (event == NULL || ((GTypeInstance *) event)->g_class == NULL ||
+      !G_TYPE_CHECK_INSTANCE_TYPE (event, IOPS_TYPE_IO_EVENT))
     return FALSE;
-  g_atomic_pointer_set (&known_class, klass);
+  g_atomic_pointer_set (&known_io_event_class, ((GTypeInstance *) event)->g_class);
   return TRUE;
 }
 
@@ -112,11 +119,11 @@ iops_iops_default_init (IopsIOPSInterface *iface)
  *
  * Since: 1.0
  */
-void
-iops_iops_update_event (IopsIOPS       *self,
-                        IopsIOEvent    *event,
-                        IopsEvAction    action,
-                        IopsEventFlags  flags)
+static G_GNUC_NO_INLINE void
+update_event_checked (IopsIOPS       *self,
+                      IopsIOEvent    *event,
+                      IopsEvAction    action,
+                      IopsEventFlags  flags)
 {
   IopsIOPSInterface *iface = iface_of (self);
 
@@ -129,7 +136,28 @@ iops_iops_update_event (IopsIOPS       *self,
   g_return_if_fail (ACTION_VALID (action));
   g_return_if_fail (action != IOPS_EVACTION_WATCH || FLAGS_VALID (flags));
   g_return_if_fail (iface->update_event != NULL);
-  iface->update_event (self, event, action, flags);
+  if (iface == iops_glib_iops_iface_ptr)
+    iops_glib_iops_update_event (self, event, action, flags);
+  else
+    iface->update_event (self, event, action, flags);
+}
+
+void
+iops_iops_update_event (IopsIOPS       *self,
+                        IopsIOEvent    *event,
+                        IopsEvAction    action,
+                        IopsEventFlags  flags)
+{
+  /* Every delivery's callback re-arms through here: a WATCH of an
+   * IopsGLibIOPS (a final class) with an event of a known class is checked
+   * with a few comparisons and goes straight to the implementation. */
+  if (G_LIKELY (self != NULL &&
+                ((GTypeInstance *) self)->g_class == iops_glib_iops_class_ptr &&
+                is_known_io_event (event) &&
+                action == IOPS_EVACTION_WATCH && FLAGS_VALID (flags)))
+    iops_glib_iops_watch (self, event, flags);
+  else
+    update_event_checked (self, event, action, flags);
 }
 
 /**
