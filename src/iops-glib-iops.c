@@ -702,7 +702,10 @@ iops_glib_iops_stop_watching (IopsIOPS *iops)
   g_mutex_unlock (&self->levels_lock);
 }
 
-GTypeClass *iops_glib_iops_class_ptr;
+/* Until the class exists, an address that no instance has as its class:
+ * the invokers compare an instance's class with it and nothing else, so it
+ * must never match a NULL one. */
+GTypeClass *iops_glib_iops_class_ptr = (GTypeClass *) &iops_glib_iops_class_ptr;
 IopsIOPSInterface *iops_glib_iops_iface_ptr;
 
 static void

@@ -276,6 +276,69 @@ test_critical_message_null_iops (void)
   g_test_trap_assert_stderr ("*CRITICAL*assertion*failed*");
 }
 
+/* An IopsIOPS of the test's own: it lets the invokers run before any
+ * IopsGLibIOPS exists in the process. */
+#define MOCK_TYPE_IOPS (mock_iops_get_type ())
+G_DECLARE_FINAL_TYPE (MockIops, mock_iops, MOCK, IOPS, GObject)
+
+struct _MockIops
+{
+  GObject parent_instance;
+  guint   n_updates;
+};
+
+static void
+mock_iops_update_event (IopsIOPS       *iops,
+                        IopsIOEvent    *event,
+                        IopsEvAction    action,
+                        IopsEventFlags  flags)
+{
+  ((MockIops *) iops)->n_updates++;
+}
+
+static void
+mock_iops_iface_init (IopsIOPSInterface *iface)
+{
+  iface->update_event = mock_iops_update_event;
+}
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (MockIops, mock_iops, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (IOPS_TYPE_IOPS, mock_iops_iface_init))
+
+static void
+mock_iops_class_init (MockIopsClass *klass)
+{
+}
+
+static void
+mock_iops_init (MockIops *self)
+{
+}
+
+static void
+test_critical_message_classless_iops (void)
+{
+  /* Before IopsGLibIOPS's class exists, an instance without a class must
+   * not pass for one on the invoker's quick path: a critical, not a crash.
+   * The mock's call first teaches the invoker the event's class. */
+  if (g_test_subprocess ())
+    {
+      g_autoptr(MockIops) mock = g_object_new (MOCK_TYPE_IOPS, NULL);
+      g_autoptr(IopsIOEvent) event = iops_io_event_new (0);
+      GTypeInstance classless = { NULL };
+
+      iops_iops_update_event (IOPS_IOPS (mock), event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+      g_assert_cmpuint (mock->n_updates, ==, 1);
+      iops_iops_update_event ((IopsIOPS *) &classless, event,
+                              IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_failed ();
+  g_test_trap_assert_stderr ("*CRITICAL*IOPS_IS_IOPS*failed*");
+}
+
 /* -- unknown actions and flags ------------------------------------------ */
 
 static const int bad_actions[] = { 0, 3, 4, 17, 18, 32, -1 };
@@ -694,6 +757,8 @@ main (int   argc,
   g_test_add_func ("/iops/glib/preconditions/critical-message", test_critical_message);
   g_test_add_func ("/iops/glib/preconditions/critical-message-null-iops",
                    test_critical_message_null_iops);
+  g_test_add_func ("/iops/glib/preconditions/critical-message-classless-iops",
+                   test_critical_message_classless_iops);
   ADD ("unknown-action", test_unknown_action);
   ADD ("unknown-action-keeps-watch", test_unknown_action_keeps_watch);
   ADD ("unknown-action-keeps-timer", test_unknown_action_keeps_timer);
