@@ -89,8 +89,9 @@ watch_source_dispatch (GSource     *source,
   /* A one-shot delivery left the GPollFD asking for readiness, so that a
    * callback re-arming the same flags costs nothing. If it did not re-arm,
    * stop asking now: only an error or a hang-up will still wake it. GLib's
-   * reference keeps @ws valid even if the callback cleaned the watch up. */
-  if (!g_source_is_destroyed (source) && ws->watch.flags == 0)
+   * reference keeps @ws valid even if the callback cleaned the watch up
+   * (which leaves its flags at 0), so the usual re-arm is one load. */
+  if (ws->watch.flags == 0 && !g_source_is_destroyed (source))
     ws->pfd.events = 0;
   return G_SOURCE_CONTINUE;
 }
@@ -116,6 +117,31 @@ gsource_watch_new (IopsBackend *backend)
   return &ws->watch;
 }
 
+/* Any arm but the usual re-arm: a first one, another fd or priority. */
+static G_GNUC_NO_INLINE void
+watch_arm_slow (WatchSource    *ws,
+                int             fd,
+                GIOCondition    condition,
+                int             priority)
+{
+  if (ws->polled && ws->pfd.fd != fd)
+    watch_source_unpoll (ws);
+  if (ws->priority != priority)
+    {
+      g_source_set_priority (&ws->source, priority);
+      ws->priority = priority;
+    }
+
+  ws->pfd.events = condition;
+  ws->pfd.revents = 0;
+  if (!ws->polled)
+    {
+      ws->pfd.fd = fd;
+      g_source_add_poll (&ws->source, &ws->pfd);
+      ws->polled = TRUE;
+    }
+}
+
 static void
 gsource_watch_arm (IopsBackend    *backend,
                    IopsWatch      *watch,
@@ -125,25 +151,16 @@ gsource_watch_arm (IopsBackend    *backend,
 {
   WatchSource *ws = WATCH_SOURCE (watch);
 
-  if (ws->polled && ws->pfd.fd != fd)
-    watch_source_unpoll (ws);
-  if (ws->priority != priority)
-    {
-      g_source_set_priority (&ws->source, priority);
-      ws->priority = priority;
-    }
-
   /* Re-arming is two stores. Readiness polled before this WATCH was for
    * what the event watched then, maybe another file with the same number:
    * the next poll tells. */
-  ws->pfd.events = flags_to_condition (flags);
-  ws->pfd.revents = 0;
-  if (!ws->polled)
+  if (G_LIKELY (ws->polled && ws->pfd.fd == fd && ws->priority == priority))
     {
-      ws->pfd.fd = fd;
-      g_source_add_poll (&ws->source, &ws->pfd);
-      ws->polled = TRUE;
+      ws->pfd.events = flags_to_condition (flags);
+      ws->pfd.revents = 0;
+      return;
     }
+  watch_arm_slow (ws, fd, flags_to_condition (flags), priority);
 }
 
 static void
