@@ -4,7 +4,8 @@
 
 Every (system, cell, repetition) is one fresh iops-bench process; runs are
 interleaved (all systems of a cell, then the next cell, then the next
-repetition), so slow drifts of a noisy machine hit every system alike.
+repetition, every other one in reverse system order), so slow drifts of a
+noisy machine hit every system alike.
 Writes raw JSON lines, a markdown report and gnuplot charts to --out;
 --update-docs also rewrites the results section of docs/benchmarks.md and
 copies the charts to docs/.
@@ -180,8 +181,11 @@ def run_matrix(opts, systems, cells, raw):
     done = 0
     started = time.monotonic()
     for rep in range(opts.reps):
+        # Every other repetition runs the systems in reverse order, so that
+        # none always runs first or last after another.
+        order = systems if rep % 2 == 0 else systems[::-1]
         for cell in cells:
-            for system in systems:
+            for system in order:
                 args = (['--system', system.driver, '--workload', cell.workload]
                         + cell.args + timing_args(cell, opts))
                 try:
@@ -616,6 +620,8 @@ def main():
                         help='comma-separated iops-glib backends (default: all of the build)')
     parser.add_argument('--systems', help='comma-separated systems to run (default: all)')
     parser.add_argument('--workloads', help='comma-separated workloads to run (default: all)')
+    parser.add_argument('--cells', help="comma-separated cells to run, as the tables name them "
+                        "(for example 'pingpong P=1 N=0'; default: all)")
     parser.add_argument('--timeout', type=float, default=120, help='seconds per run before it fails')
     parser.add_argument('--smoke', action='store_true',
                         help='one run per cell with tiny counts: checks only, for the test suite')
@@ -634,6 +640,8 @@ def main():
     cells = make_cells(opts.smoke)
     if opts.workloads:
         cells = [c for c in cells if c.workload in opts.workloads.split(',')]
+    if opts.cells:
+        cells = [c for c in cells if c.key in opts.cells.split(',')]
     if not systems or not cells:
         sys.exit('nothing to run')
 
