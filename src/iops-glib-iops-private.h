@@ -17,15 +17,12 @@ typedef struct _IopsTimerHeap IopsTimerHeap;
 extern GTypeClass        *iops_glib_iops_class_ptr;
 extern IopsIOPSInterface *iops_glib_iops_iface_ptr;
 
-/* The IopsIOPS update_event of IopsGLibIOPS, and its re-arm path: the
- * invoker calls them directly once it checked the types and arguments. */
-void iops_glib_iops_update_event (IopsIOPS       *iops,
-                                  IopsIOEvent    *event,
-                                  IopsEvAction    action,
-                                  IopsEventFlags  flags);
-void iops_glib_iops_watch        (IopsIOPS       *iops,
-                                  IopsIOEvent    *event,
-                                  IopsEventFlags  flags);
+/* WATCH of IopsGLibIOPS's update_event, for @flags within READ|WRITE: the
+ * invoker calls it directly, once it checked the types and arguments, for
+ * the re-arm every delivery's callback makes. */
+void iops_glib_iops_watch (IopsIOPS       *iops,
+                           IopsIOEvent    *event,
+                           IopsEventFlags  flags);
 
 /* Backend → core: @watch's fd polled @revents. Handles disarming, references
  * and the choice of ready_r/ready_w/ready_rw. A one-shot delivery sets

@@ -247,7 +247,7 @@ watch_cleanup (IopsGLibIOPS *self,
     g_object_unref (held);
 }
 
-void
+static void
 iops_glib_iops_update_event (IopsIOPS       *iops,
                              IopsIOEvent    *event,
                              IopsEvAction    action,

@@ -96,6 +96,27 @@ iops_iops_default_init (IopsIOPSInterface *iface)
   iface->timer_event_factory = iops_iops_real_timer_event_factory;
 }
 
+/* The invoker's path for anything but a re-arm of an IopsGLibIOPS watch. */
+static G_GNUC_NO_INLINE void
+update_event_checked (IopsIOPS       *self,
+                      IopsIOEvent    *event,
+                      IopsEvAction    action,
+                      IopsEventFlags  flags)
+{
+  IopsIOPSInterface *iface = iface_of (self);
+
+  RETURN_UNLESS_IOPS (iface);
+  if (G_UNLIKELY (!is_io_event (event)))
+    {
+      g_return_if_fail_warning (G_LOG_DOMAIN, G_STRFUNC, "IOPS_IS_IO_EVENT (event)");
+      return;
+    }
+  g_return_if_fail (ACTION_VALID (action));
+  g_return_if_fail (action != IOPS_EVACTION_WATCH || FLAGS_VALID (flags));
+  g_return_if_fail (iface->update_event != NULL);
+  iface->update_event (self, event, action, flags);
+}
+
 /**
  * iops_iops_update_event: (virtual update_event)
  * @self: an #IopsIOPS
@@ -119,29 +140,6 @@ iops_iops_default_init (IopsIOPSInterface *iface)
  *
  * Since: 1.0
  */
-static G_GNUC_NO_INLINE void
-update_event_checked (IopsIOPS       *self,
-                      IopsIOEvent    *event,
-                      IopsEvAction    action,
-                      IopsEventFlags  flags)
-{
-  IopsIOPSInterface *iface = iface_of (self);
-
-  RETURN_UNLESS_IOPS (iface);
-  if (G_UNLIKELY (!is_io_event (event)))
-    {
-      g_return_if_fail_warning (G_LOG_DOMAIN, G_STRFUNC, "IOPS_IS_IO_EVENT (event)");
-      return;
-    }
-  g_return_if_fail (ACTION_VALID (action));
-  g_return_if_fail (action != IOPS_EVACTION_WATCH || FLAGS_VALID (flags));
-  g_return_if_fail (iface->update_event != NULL);
-  if (iface == iops_glib_iops_iface_ptr)
-    iops_glib_iops_update_event (self, event, action, flags);
-  else
-    iface->update_event (self, event, action, flags);
-}
-
 void
 iops_iops_update_event (IopsIOPS       *self,
                         IopsIOEvent    *event,
