@@ -108,15 +108,7 @@ def main():
     print(text)
 
     if opts.update_docs:
-        path = os.path.join(REPO, 'docs', 'benchmarks.md')
-        with open(path, encoding='utf-8') as f:
-            doc = f.read()
-        start, end = doc.find(DOCS_START), doc.find(DOCS_END)
-        if start < 0 or end < start:
-            sys.exit(f'{path}: the instructions markers are missing')
-        doc = doc[:start + len(DOCS_START)] + '\n' + text + doc[end:]
-        with open(path, 'w', encoding='utf-8') as f:
-            f.write(doc)
+        run.replace_docs_section(DOCS_START, DOCS_END, text)
     return 0
 
 

@@ -587,16 +587,21 @@ def make_charts(summary, cells, systems, out_dir, notes):
     return charts
 
 
-def update_docs(text, charts, out_dir):
+def replace_docs_section(start_marker, end_marker, text):
+    """Puts @text between two markers of docs/benchmarks.md."""
     path = os.path.join(REPO, 'docs', 'benchmarks.md')
     with open(path, encoding='utf-8') as f:
         doc = f.read()
-    start, end = doc.find(DOCS_START), doc.find(DOCS_END)
+    start, end = doc.find(start_marker), doc.find(end_marker)
     if start < 0 or end < start:
-        sys.exit(f'{path}: the results markers are missing')
-    doc = doc[:start + len(DOCS_START)] + '\n' + text + doc[end:]
+        sys.exit(f'{path}: the markers {start_marker} and {end_marker} are missing')
+    doc = doc[:start + len(start_marker)] + '\n' + text + doc[end:]
     with open(path, 'w', encoding='utf-8') as f:
         f.write(doc)
+
+
+def update_docs(text, charts, out_dir):
+    replace_docs_section(DOCS_START, DOCS_END, text)
     for name, _ in charts:
         shutil.copyfile(os.path.join(out_dir, name), os.path.join(REPO, 'docs', name))
 
