@@ -23,6 +23,12 @@ extern IopsIOPSInterface *iops_glib_iops_iface_ptr;
 void iops_glib_iops_watch (IopsIOPS       *iops,
                            IopsIOEvent    *event,
                            IopsEventFlags  flags);
+/* IopsGLibIOPS's update_timer, which the invoker calls directly once it
+ * checked the types and arguments. */
+void iops_glib_iops_update_timer (IopsIOPS       *iops,
+                                  IopsTimerEvent *timer,
+                                  IopsEvAction    action,
+                                  gint64          usecs);
 
 /* Backend → core: @watch's fd polled @revents. Handles disarming, references
  * and the choice of ready_r/ready_w/ready_rw. A one-shot delivery sets

@@ -520,7 +520,7 @@ timer_cleanup (IopsGLibIOPS *self,
     g_object_unref (held);
 }
 
-static void
+void
 iops_glib_iops_update_timer (IopsIOPS       *iops,
                              IopsTimerEvent *event,
                              IopsEvAction    action,

@@ -43,29 +43,34 @@ iface_of (gpointer self)
   return g_type_interface_peek (klass, IOPS_TYPE_IOPS);
 }
 
-/* The last class that passed the IopsIOEvent check (a class never stops
- * passing). Consumers pass instances of their own subclass, for which the
- * GLib macro takes its slow path on every re-arm. It starts at an address
- * no instance has as its class, so one comparison is the whole check. */
+/* The last class that passed the IopsIOEvent, and the IopsTimerEvent,
+ * check (a class never stops passing). Consumers pass instances of their
+ * own subclasses, for which the GLib macro takes its slow path on every
+ * call. Each starts at an address no instance has as its class, so one
+ * comparison is the whole check. */
 static gpointer known_io_event_class = &known_io_event_class;
+static gpointer known_timer_event_class = &known_timer_event_class;
 
 static inline gboolean
-is_known_io_event (gpointer event)
+is_known_class (gpointer  instance,
+                gpointer *known)
 {
-  return event != NULL &&
-         ((GTypeInstance *) event)->g_class == g_atomic_pointer_get (&known_io_event_class);
+  return instance != NULL &&
+         ((GTypeInstance *) instance)->g_class == g_atomic_pointer_get (known);
 }
 
-/* Whether @event is an IopsIOEvent. */
+/* Whether @instance is a @type, remembering its class in @known. */
 static gboolean
-is_io_event (gpointer event)
+instance_is_a (gpointer  instance,
+               GType     type,
+               gpointer *known)
 {
-  if (is_known_io_event (event))
+  if (is_known_class (instance, known))
     return TRUE;
-  if (event == NULL || ((GTypeInstance *) event)->g_class == NULL ||
-      !G_TYPE_CHECK_INSTANCE_TYPE (event, IOPS_TYPE_IO_EVENT))
+  if (instance == NULL || ((GTypeInstance *) instance)->g_class == NULL ||
+      !G_TYPE_CHECK_INSTANCE_TYPE (instance, type))
     return FALSE;
-  g_atomic_pointer_set (&known_io_event_class, ((GTypeInstance *) event)->g_class);
+  g_atomic_pointer_set (known, ((GTypeInstance *) instance)->g_class);
   return TRUE;
 }
 
@@ -106,7 +111,7 @@ update_event_checked (IopsIOPS       *self,
   IopsIOPSInterface *iface = iface_of (self);
 
   RETURN_UNLESS_IOPS (iface);
-  if (G_UNLIKELY (!is_io_event (event)))
+  if (G_UNLIKELY (!instance_is_a (event, IOPS_TYPE_IO_EVENT, &known_io_event_class)))
     {
       g_return_if_fail_warning (G_LOG_DOMAIN, G_STRFUNC, "IOPS_IS_IO_EVENT (event)");
       return;
@@ -151,11 +156,33 @@ iops_iops_update_event (IopsIOPS       *self,
    * with a few comparisons and goes straight to the implementation. */
   if (G_LIKELY (self != NULL &&
                 ((GTypeInstance *) self)->g_class == iops_glib_iops_class_ptr &&
-                is_known_io_event (event) &&
+                is_known_class (event, &known_io_event_class) &&
                 action == IOPS_EVACTION_WATCH && FLAGS_VALID (flags)))
     iops_glib_iops_watch (self, event, flags);
   else
     update_event_checked (self, event, action, flags);
+}
+
+/* The invoker's path for anything but an IopsGLibIOPS and a known timer
+ * class with valid arguments. */
+static G_GNUC_NO_INLINE void
+update_timer_checked (IopsIOPS       *self,
+                      IopsTimerEvent *timer,
+                      IopsEvAction    action,
+                      gint64          usecs)
+{
+  IopsIOPSInterface *iface = iface_of (self);
+
+  RETURN_UNLESS_IOPS (iface);
+  if (G_UNLIKELY (!instance_is_a (timer, IOPS_TYPE_TIMER_EVENT, &known_timer_event_class)))
+    {
+      g_return_if_fail_warning (G_LOG_DOMAIN, G_STRFUNC, "IOPS_IS_TIMER_EVENT (timer)");
+      return;
+    }
+  g_return_if_fail (ACTION_VALID (action));
+  g_return_if_fail (action != IOPS_EVACTION_WATCH || usecs >= 0);
+  g_return_if_fail (iface->update_timer != NULL);
+  iface->update_timer (self, timer, action, usecs);
 }
 
 /**
@@ -184,14 +211,16 @@ iops_iops_update_timer (IopsIOPS       *self,
                         IopsEvAction    action,
                         gint64          usecs)
 {
-  IopsIOPSInterface *iface = iface_of (self);
-
-  RETURN_UNLESS_IOPS (iface);
-  g_return_if_fail (IOPS_IS_TIMER_EVENT (timer));
-  g_return_if_fail (ACTION_VALID (action));
-  g_return_if_fail (action != IOPS_EVACTION_WATCH || usecs >= 0);
-  g_return_if_fail (iface->update_timer != NULL);
-  iface->update_timer (self, timer, action, usecs);
+  /* Consumers arm and cancel a timeout per request: for an IopsGLibIOPS
+   * and a timer of a known class, valid arguments go straight to the
+   * implementation. */
+  if (G_LIKELY (self != NULL &&
+                ((GTypeInstance *) self)->g_class == iops_glib_iops_class_ptr &&
+                is_known_class (timer, &known_timer_event_class) &&
+                ACTION_VALID (action) && (action != IOPS_EVACTION_WATCH || usecs >= 0)))
+    iops_glib_iops_update_timer (self, timer, action, usecs);
+  else
+    update_timer_checked (self, timer, action, usecs);
 }
 
 /**
