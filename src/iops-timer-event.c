@@ -51,10 +51,15 @@ iops_timer_event_finalize (GObject *object)
   G_OBJECT_CLASS (iops_timer_event_parent_class)->finalize (object);
 }
 
+gssize iops_timer_event_timer_offset;
+
 static void
 iops_timer_event_class_init (IopsTimerEventClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  iops_timer_event_timer_offset = IopsTimerEvent_private_offset +
+                                  G_STRUCT_OFFSET (IopsTimerEventPrivate, timer);
 
   object_class->finalize = iops_timer_event_finalize;
 
@@ -116,14 +121,6 @@ iops_timer_event_ready (IopsTimerEvent *self,
   g_return_if_fail (IOPS_IS_TIMER_EVENT (self));
 
   IOPS_TIMER_EVENT_GET_CLASS (self)->ready (self, flags);
-}
-
-IopsTimer *
-iops_timer_event_get_timer (IopsTimerEvent *self)
-{
-  IopsTimerEventPrivate *priv = iops_timer_event_get_instance_private (self);
-
-  return priv->timer;
 }
 
 void
