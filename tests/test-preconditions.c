@@ -113,6 +113,72 @@ assert_nothing_armed (Fixture *f)
   g_assert_false (guard.expired);
 }
 
+/* A watch on the fixture's first fd whose callbacks set @ready. */
+static TestIOEvent *
+flagged_event_new (Fixture  *f,
+                   gboolean *ready)
+{
+  TestIOEvent *event = test_io_event_new (f->fds[0]);
+
+  event->hook = test_io_flag_hook;
+  event->hook_data = ready;
+  return event;
+}
+
+/* A timer whose callback sets @fired. */
+static TestTimerEvent *
+flagged_timer_new (gboolean *fired)
+{
+  TestTimerEvent *timer = test_timer_event_new ();
+
+  timer->hook = test_timer_flag_hook;
+  timer->hook_data = fired;
+  return timer;
+}
+
+/* Rejected calls armed nothing and kept no reference on @event. */
+static void
+assert_event_untouched (Fixture     *f,
+                        TestIOEvent *event)
+{
+  assert_nothing_armed (f);
+  run_past (f, 1000);
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+  g_assert_cmpuint (G_OBJECT (event)->ref_count, ==, 1);
+}
+
+/* Rejected calls left @event watching READ on the fixture's first fd, as
+ * it was: nothing is reported while that fd is silent (a WATCH for WRITE
+ * would report the writable socket), one READ once it is not. */
+static void
+assert_still_watching_read (Fixture     *f,
+                            TestIOEvent *event,
+                            gboolean    *ready)
+{
+  run_past (f, 1000);
+  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+
+  g_assert_cmpint (write (f->fds[1], "x", 1), ==, 1);
+  g_assert_true (test_iterate_until (f->context, ready, TEST_DEADLINE_MS));
+  g_assert_cmpuint (event->n_r, ==, 1);
+  g_assert_cmpuint (test_io_event_total (event), ==, 1);
+}
+
+/* Rejected calls left @timer armed as it was, due @usecs after @armed_at:
+ * neither cancelled nor moved, it fires once and not early. */
+static void
+assert_timer_kept (Fixture        *f,
+                   TestTimerEvent *timer,
+                   gboolean       *fired,
+                   gint64          armed_at,
+                   gint64          usecs)
+{
+  g_assert_true (test_iterate_until (f->context, fired, TEST_DEADLINE_MS));
+  g_assert_cmpint (timer->fired_at - armed_at, >=, usecs);
+  run_past (f, 10000);
+  g_assert_cmpuint (timer->n_fired, ==, 1);
+}
+
 /* -- NULL and wrongly typed objects ------------------------------------- */
 
 static void
@@ -359,11 +425,8 @@ test_unknown_action (Fixture       *f,
       EXPECT_CRITICAL (update_timer (f, timer, bad_actions[i], 0));
     }
 
-  assert_nothing_armed (f);
-  run_past (f, 1000);
-  g_assert_cmpuint (test_io_event_total (event), ==, 0);
+  assert_event_untouched (f, event);
   g_assert_cmpuint (timer->n_fired, ==, 0);
-  g_assert_cmpuint (G_OBJECT (event)->ref_count, ==, 1);
   g_assert_cmpuint (G_OBJECT (timer)->ref_count, ==, 1);
 }
 
@@ -372,10 +435,7 @@ test_unknown_action_keeps_watch (Fixture       *f,
                                  gconstpointer  data)
 {
   gboolean ready = FALSE;
-  g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
-
-  event->hook = test_io_flag_hook;
-  event->hook_data = &ready;
+  g_autoptr(TestIOEvent) event = flagged_event_new (f, &ready);
 
   /* Armed for READ; nothing written yet. Taken as a WATCH, the rejected
    * calls would report the writable socket; taken as an UNWATCH, the
@@ -384,14 +444,7 @@ test_unknown_action_keeps_watch (Fixture       *f,
   for (guint i = 0; i < G_N_ELEMENTS (bad_actions); i++)
     EXPECT_CRITICAL (update_event (f, event, bad_actions[i], IOPS_WRITE_EVENT));
 
-  run_past (f, 1000);
-  g_assert_cmpuint (test_io_event_total (event), ==, 0);
-
-  g_assert_cmpint (write (f->fds[1], "x", 1), ==, 1);
-  g_assert_true (test_iterate_until (f->context, &ready, TEST_DEADLINE_MS));
-  g_assert_cmpuint (event->n_r, ==, 1);
-  g_assert_cmpuint (test_io_event_total (event), ==, 1);
-
+  assert_still_watching_read (f, event, &ready);
   update_event (f, event, IOPS_EVACTION_CLEANUP, 0);
 }
 
@@ -400,22 +453,15 @@ test_unknown_action_keeps_timer (Fixture       *f,
                                  gconstpointer  data)
 {
   gboolean fired = FALSE;
-  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  g_autoptr(TestTimerEvent) timer = flagged_timer_new (&fired);
   gint64 armed_at;
-
-  timer->hook = test_timer_flag_hook;
-  timer->hook_data = &fired;
 
   armed_at = g_get_monotonic_time ();
   update_timer (f, timer, IOPS_EVACTION_WATCH, 20000);
   for (guint i = 0; i < G_N_ELEMENTS (bad_actions); i++)
     EXPECT_CRITICAL (update_timer (f, timer, bad_actions[i], 0));
 
-  /* Neither cancelled nor moved to "now". */
-  g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  g_assert_cmpint (timer->fired_at - armed_at, >=, 20000);
-  run_past (f, 10000);
-  g_assert_cmpuint (timer->n_fired, ==, 1);
+  assert_timer_kept (f, timer, &fired, armed_at, 20000);
 }
 
 static void
@@ -429,10 +475,7 @@ test_unknown_flags (Fixture       *f,
   for (guint i = 0; i < G_N_ELEMENTS (bad_flags); i++)
     EXPECT_CRITICAL (update_event (f, event, IOPS_EVACTION_WATCH, bad_flags[i]));
 
-  assert_nothing_armed (f);
-  run_past (f, 1000);
-  g_assert_cmpuint (test_io_event_total (event), ==, 0);
-  g_assert_cmpuint (G_OBJECT (event)->ref_count, ==, 1);
+  assert_event_untouched (f, event);
 }
 
 static void
@@ -440,10 +483,7 @@ test_unknown_flags_keep_watch (Fixture       *f,
                                gconstpointer  data)
 {
   gboolean ready = FALSE;
-  g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
-
-  event->hook = test_io_flag_hook;
-  event->hook_data = &ready;
+  g_autoptr(TestIOEvent) event = flagged_event_new (f, &ready);
 
   update_event (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
   /* With WRITE in them: accepted even in part, they would report the
@@ -452,14 +492,8 @@ test_unknown_flags_keep_watch (Fixture       *f,
   EXPECT_CRITICAL (update_event (f, event, IOPS_EVACTION_WATCH, IOPS_RW_EVENT | 0x01));
   EXPECT_CRITICAL (update_event (f, event, IOPS_EVACTION_WATCH, 0x08));
 
-  run_past (f, 1000);
-  g_assert_cmpuint (test_io_event_total (event), ==, 0);
-
   /* Still armed, for READ only. */
-  g_assert_cmpint (write (f->fds[1], "x", 1), ==, 1);
-  g_assert_true (test_iterate_until (f->context, &ready, TEST_DEADLINE_MS));
-  g_assert_cmpuint (event->n_r, ==, 1);
-  g_assert_cmpuint (test_io_event_total (event), ==, 1);
+  assert_still_watching_read (f, event, &ready);
 
   update_event (f, event, IOPS_EVACTION_CLEANUP, 0);
 }
@@ -478,10 +512,7 @@ test_negative_fd (Fixture       *f,
   update_event (f, event, IOPS_EVACTION_UNWATCH, 0);
   update_event (f, event, IOPS_EVACTION_CLEANUP, 0);
 
-  assert_nothing_armed (f);
-  run_past (f, 1000);
-  g_assert_cmpuint (test_io_event_total (event), ==, 0);
-  g_assert_cmpuint (G_OBJECT (event)->ref_count, ==, 1);
+  assert_event_untouched (f, event);
 }
 
 static void
@@ -489,23 +520,14 @@ test_negative_fd_keeps_watch (Fixture       *f,
                               gconstpointer  data)
 {
   gboolean ready = FALSE;
-  g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
-
-  event->hook = test_io_flag_hook;
-  event->hook_data = &ready;
+  g_autoptr(TestIOEvent) event = flagged_event_new (f, &ready);
 
   update_event (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
   iops_io_event_set_fd (IOPS_IO_EVENT (event), -1);
   EXPECT_CRITICAL (update_event (f, event, IOPS_EVACTION_WATCH, IOPS_WRITE_EVENT));
 
-  run_past (f, 1000);
-  g_assert_cmpuint (test_io_event_total (event), ==, 0);
-
   /* The old fd, the old flags. */
-  g_assert_cmpint (write (f->fds[1], "x", 1), ==, 1);
-  g_assert_true (test_iterate_until (f->context, &ready, TEST_DEADLINE_MS));
-  g_assert_cmpuint (event->n_r, ==, 1);
-  g_assert_cmpuint (test_io_event_total (event), ==, 1);
+  assert_still_watching_read (f, event, &ready);
 
   /* CLEANUP uses what the IOPS stored, not the fd of now (rule 5). */
   update_event (f, event, IOPS_EVACTION_CLEANUP, 0);
@@ -532,21 +554,15 @@ test_negative_usecs_keeps_timer (Fixture       *f,
                                  gconstpointer  data)
 {
   gboolean fired = FALSE;
-  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
+  g_autoptr(TestTimerEvent) timer = flagged_timer_new (&fired);
   gint64 armed_at;
-
-  timer->hook = test_timer_flag_hook;
-  timer->hook_data = &fired;
 
   armed_at = g_get_monotonic_time ();
   update_timer (f, timer, IOPS_EVACTION_WATCH, 20000);
   EXPECT_CRITICAL (update_timer (f, timer, IOPS_EVACTION_WATCH, -1));
   EXPECT_CRITICAL (update_timer (f, timer, IOPS_EVACTION_WATCH, G_MININT64));
 
-  g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  g_assert_cmpint (timer->fired_at - armed_at, >=, 20000);
-  run_past (f, 10000);
-  g_assert_cmpuint (timer->n_fired, ==, 1);
+  assert_timer_kept (f, timer, &fired, armed_at, 20000);
 }
 
 /* -- UNWATCH and CLEANUP ignore flags and usecs ------------------------- */
@@ -556,10 +572,7 @@ test_unwatch_ignores_flags (Fixture       *f,
                             gconstpointer  data)
 {
   gboolean ready = FALSE;
-  g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
-
-  event->hook = test_io_flag_hook;
-  event->hook_data = &ready;
+  g_autoptr(TestIOEvent) event = flagged_event_new (f, &ready);
 
   /* No critical expected: an unexpected one aborts the test. */
   update_event (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
@@ -605,10 +618,7 @@ test_unwatch_ignores_usecs (Fixture       *f,
                             gconstpointer  data)
 {
   gboolean fired = FALSE;
-  g_autoptr(TestTimerEvent) timer = test_timer_event_new ();
-
-  timer->hook = test_timer_flag_hook;
-  timer->hook_data = &fired;
+  g_autoptr(TestTimerEvent) timer = flagged_timer_new (&fired);
 
   update_timer (f, timer, IOPS_EVACTION_WATCH, 1000);
   update_timer (f, timer, IOPS_EVACTION_UNWATCH, -1);
