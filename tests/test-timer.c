@@ -276,64 +276,42 @@ test_never_early_together (Fixture       *f,
     }
 }
 
-static void
-test_reschedule_later (Fixture       *f,
-                       gconstpointer  data)
+/* A WATCH on an armed timer reschedules it: it fires once, counting from
+ * the latest WATCH, and the first deadline does not linger as a second
+ * firing. */
+typedef struct
 {
+  gint64   first;       /* the first WATCH */
+  gboolean first_due;   /* let it fall due, undelivered, before the second */
+  gint64   second;      /* the WATCH that reschedules it */
+} Reschedule;
+
+static const Reschedule reschedule_later = { 1000, FALSE, 30000 };
+/* A minute: only a reschedule can make it fire within the test deadline. */
+static const Reschedule reschedule_earlier = { 60 * G_USEC_PER_SEC, FALSE, 1000 };
+/* Already due but not yet delivered: a WATCH still moves it. */
+static const Reschedule reschedule_due = { 0, TRUE, 20000 };
+
+static void
+test_reschedule (Fixture       *f,
+                 gconstpointer  data)
+{
+  const Reschedule *r = data;
   gboolean fired;
   g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
   gint64 rearmed_at;
 
-  test_arm (f->iops, timer, 1000);
+  test_arm (f->iops, timer, r->first);
+  if (r->first_due)
+    let_clock_pass (g_get_monotonic_time ());
   rearmed_at = g_get_monotonic_time ();
-  test_arm (f->iops, timer, 30000);
+  test_arm (f->iops, timer, r->second);
 
   g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  g_assert_cmpint (timer->fired_at - rearmed_at, >=, 30000);
-  g_assert_cmpuint (timer->n_fired, ==, 1);
-
-  /* The first deadline does not linger as a second firing. */
-  run_past (f, 20000);
-  g_assert_cmpuint (timer->n_fired, ==, 1);
-}
-
-static void
-test_reschedule_earlier (Fixture       *f,
-                         gconstpointer  data)
-{
-  gboolean fired;
-  g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
-  gint64 rearmed_at;
-
-  /* A minute: only a reschedule can make it fire within the test deadline. */
-  test_arm (f->iops, timer, 60 * G_USEC_PER_SEC);
-  rearmed_at = g_get_monotonic_time ();
-  test_arm (f->iops, timer, 1000);
-
-  g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  g_assert_cmpint (timer->fired_at - rearmed_at, >=, 1000);
+  g_assert_cmpint (timer->fired_at - rearmed_at, >=, r->second);
   g_assert_cmpuint (timer->n_fired, ==, 1);
 
   run_past (f, 20000);
-  g_assert_cmpuint (timer->n_fired, ==, 1);
-}
-
-static void
-test_reschedule_due (Fixture       *f,
-                     gconstpointer  data)
-{
-  gboolean fired;
-  g_autoptr(TestTimerEvent) timer = flag_timer_new (&fired);
-  gint64 rearmed_at;
-
-  /* Already due but not yet delivered: a WATCH still moves it. */
-  test_arm (f->iops, timer, 0);
-  let_clock_pass (g_get_monotonic_time ());
-  rearmed_at = g_get_monotonic_time ();
-  test_arm (f->iops, timer, 20000);
-
-  g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  g_assert_cmpint (timer->fired_at - rearmed_at, >=, 20000);
   g_assert_cmpuint (timer->n_fired, ==, 1);
 }
 
@@ -864,9 +842,9 @@ main (int   argc,
   ADD ("zero-not-from-update", test_zero_not_from_update, NULL);
   ADD ("never-early", test_never_early, NULL);
   ADD ("never-early-together", test_never_early_together, NULL);
-  ADD ("reschedule-later", test_reschedule_later, NULL);
-  ADD ("reschedule-earlier", test_reschedule_earlier, NULL);
-  ADD ("reschedule-due", test_reschedule_due, NULL);
+  ADD ("reschedule-later", test_reschedule, &reschedule_later);
+  ADD ("reschedule-earlier", test_reschedule, &reschedule_earlier);
+  ADD ("reschedule-due", test_reschedule, &reschedule_due);
   ADD ("rearm-in-callback", test_rearm_in_callback, NULL);
   ADD ("rearm-zero-in-callback", test_rearm_zero_in_callback, NULL);
   ADD ("unwatch-cancels", test_unwatch_cancels, NULL);
