@@ -23,6 +23,15 @@ IOPS_TEST_DEPS=(
   memcached
 )
 
+# The bridges (bridges/<name>/): each client library, and the real server
+# its tests and benchmark talk to.
+IOPS_BRIDGE_DEPS=(
+  libhiredis-dev redis-server
+  libcurl4-openssl-dev
+  libc-ares-dev dnsmasq-base
+  libmosquitto-dev mosquitto
+)
+
 # The peers the benchmarks compare with (their smoke test runs in the
 # suite); gnuplot only draws the charts of a full benchmark run.
 IOPS_BENCH_DEPS=(

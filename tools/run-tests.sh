@@ -17,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/deps.sh
 
-iops_ensure_packages "${IOPS_BUILD_DEPS[@]}" "${IOPS_TEST_DEPS[@]}" "${IOPS_BENCH_DEPS[@]}"
+iops_ensure_packages "${IOPS_BUILD_DEPS[@]}" "${IOPS_TEST_DEPS[@]}" "${IOPS_BENCH_DEPS[@]}" \
+  "${IOPS_BRIDGE_DEPS[@]}"
 
 passed=0
 failed=0
@@ -71,9 +72,14 @@ run_tests ()
 
 start=$SECONDS
 
-if build suite build -Dtests=true -Dintrospection=enabled -Ddocs=enabled -Dvapi=enabled; then
+# Every bridge is required here: a missing client library fails the build.
+bridges=(-Dbridge_hiredis=enabled -Dbridge_curl=enabled -Dbridge_cares=enabled
+         -Dbridge_mosquitto=enabled)
+
+if build suite build -Dtests=true -Dintrospection=enabled -Ddocs=enabled -Dvapi=enabled \
+     "${bridges[@]}"; then
   run_tests suite build
-  run_tests valgrind build --setup=valgrind --suite c --suite stress
+  run_tests valgrind build --setup=valgrind --suite c --suite stress --suite bridges
 fi
 
 if build asan build-asan -Dtests=true -Dintrospection=disabled \
