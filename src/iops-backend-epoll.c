@@ -48,7 +48,6 @@
 
 #define HOT_LIMIT   256  /* watches polled directly once they fired */
 #define MAX_EVENTS  256  /* epoll events taken per dispatch */
-#define MAX_READY   (MAX_EVENTS + 64)
 
 typedef struct _Lane Lane;
 typedef struct _EpollBackend EpollBackend;
@@ -72,6 +71,8 @@ struct _EpollWatch
   guint8     hot;           /* promoted to a direct GPollFD, counted in n_hot */
   guint8     fired;         /* delivered since its latest arm: promote it */
   guint8     freed;         /* the core let go of it */
+  guint8     nval;          /* epoll refused it as invalid: reported as
+                             * G_IO_NVAL without a poll */
 };
 
 typedef struct
@@ -90,11 +91,17 @@ struct _Lane
   GPollFD       epfd_poll;  /* polled only while n_kernel > 0 */
   gboolean      epfd_polled;
   gboolean      dead;       /* destroyed: a dispatch still running stops */
+  gboolean      has_timers; /* timers are armed at its priority */
+  guint         n_watches;  /* registrations whose fd it polls */
+  guint         n_nval;     /* of them, invalid ones to report */
   guint         n_kernel;   /* watches registered in the epoll set */
   GPtrArray    *direct;     /* EpollWatch *, polled as GPollFDs */
   GPtrArray    *by_fd;      /* EpollWatch * owning each fd's registration */
   guint64       check_serial;
   gboolean      rebuild;    /* a stale registration woke us */
+  Ready        *ready;      /* what a dispatch found, reused */
+  guint         ready_allocated;
+  guint         dispatching; /* dispatches running, nested ones included */
 };
 
 struct _EpollBackend
@@ -102,7 +109,9 @@ struct _EpollBackend
   IopsBackend   parent;
   IopsGLibIOPS *owner;
   GMainContext *context;
-  GPtrArray    *lanes;      /* Lane *, usually one */
+  GHashTable   *lanes;      /* priority → Lane, usually one */
+  Lane         *current;    /* the lane of the IOPS's priority, never released */
+  gboolean      disposing;  /* the IOPS is going: no per-watch epoll_ctl */
   GPtrArray    *slots;      /* EpollWatch * by slot, NULL when free */
   GArray       *free_slots;
   guint32       next_gen;
@@ -217,6 +226,23 @@ lane_set_owner (Lane       *lane,
   g_ptr_array_index (lane->by_fd, fd) = w;
 }
 
+static void
+lane_join (Lane       *lane,
+           EpollWatch *w)
+{
+  w->lane = lane;
+  lane->n_watches++;
+}
+
+/* @w no longer polls anything in its lane. */
+static void
+lane_leave (EpollWatch *w)
+{
+  w->lane->n_watches--;
+  w->lane = NULL;
+  w->rfd = -1;
+}
+
 static int
 epoll_register (Lane       *lane,
                 EpollWatch *w,
@@ -247,7 +273,7 @@ epoll_register (Lane       *lane,
       previous->kmask = 0;
       previous->kgen = 0;
       if (!previous->polled)
-        previous->lane = NULL, previous->rfd = -1;
+        lane_leave (previous);
     }
   lane_set_owner (lane, w->rfd, w);
   return 0;
@@ -263,7 +289,10 @@ epoll_forget (EpollWatch *w)
    * rebuild. */
   if (lane_owner_of (w->lane, w->rfd) == w)
     {
-      epoll_ctl (w->lane->epfd, EPOLL_CTL_DEL, w->rfd, NULL);
+      /* Disposal closes the epoll fd, which drops every registration; in
+       * a child after fork() the set is the parent's as well. */
+      if (!w->lane->backend->disposing)
+        epoll_ctl (w->lane->epfd, EPOLL_CTL_DEL, w->rfd, NULL);
       lane_set_owner (w->lane, w->rfd, NULL);
     }
   set_in_epoll (w, w->lane, FALSE);
@@ -278,7 +307,10 @@ direct_add (Lane       *lane,
   w->pfd.fd = w->rfd;
   w->pfd.events = mask_to_condition (w->mask);
   w->pfd.revents = 0;
-  g_source_add_poll (&lane->source, &w->pfd);
+  /* An invalid one is reported without a poll (GLib keeps its poll set
+   * sorted by fd: an fd cannot be changed once added). */
+  if (!w->nval)
+    g_source_add_poll (&lane->source, &w->pfd);
   w->polled = TRUE;
   w->kmask = w->mask;
   g_ptr_array_add (lane->direct, w);
@@ -291,7 +323,8 @@ direct_remove (EpollWatch *w)
 
   if (!w->polled)
     return;
-  g_source_remove_poll (&lane->source, &w->pfd);
+  if (!w->nval)
+    g_source_remove_poll (&lane->source, &w->pfd);
   w->polled = FALSE;
   w->pfd.revents = 0;
   g_ptr_array_remove_fast (lane->direct, w);
@@ -299,20 +332,28 @@ direct_remove (EpollWatch *w)
   if (w->hot)
     lane->backend->n_hot--;
   w->hot = FALSE;
+  if (w->nval)
+    lane->n_nval--;
+  w->nval = FALSE;
 }
 
 /* Registers @w's fd in @lane: in the epoll set, or directly when epoll
  * refuses it. */
+/* Registers @w's fd in @lane: in the epoll set, or directly when epoll
+ * refuses it (a regular file, an fd watched twice, a closed fd, which poll()
+ * then reports as G_IO_NVAL) or when the lane has no epoll fd (EMFILE). An fd
+ * that epoll calls invalid is no file the consumer can mean — a stale number
+ * that now names an fd of ours —: it is reported as invalid, once. Creates
+ * no fd: the consumer may have closed the number just before (rule 2). */
 static void
 lane_register (Lane       *lane,
                EpollWatch *w,
                gboolean    hot)
 {
-  w->lane = lane;
-  /* The lane may have been created while fds ran out (EMFILE). */
-  if (!hot && lane->epfd < 0)
-    lane->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  if (!hot && lane->epfd >= 0 && epoll_register (lane, w, EPOLL_CTL_ADD) == 0)
+  int error = 0;
+
+  lane_join (lane, w);
+  if (!hot && lane->epfd >= 0 && (error = epoll_register (lane, w, EPOLL_CTL_ADD)) == 0)
     {
       set_in_epoll (w, lane, TRUE);
       return;
@@ -320,18 +361,25 @@ lane_register (Lane       *lane,
   if (hot)
     lane->backend->n_hot++;
   w->hot = hot;
+  w->nval = error == EINVAL || error == ELOOP;
+  if (w->nval)
+    lane->n_nval++;
   direct_add (lane, w);
 }
+
+static void lane_release_if_unused (Lane *lane);
 
 static void
 lane_unregister (EpollWatch *w)
 {
-  if (w->lane == NULL)
+  Lane *lane = w->lane;
+
+  if (lane == NULL)
     return;
   epoll_forget (w);
   direct_remove (w);
-  w->lane = NULL;
-  w->rfd = -1;
+  lane_leave (w);
+  lane_release_if_unused (lane);
 }
 
 /* Whether one more watch may be polled directly. When HOT_LIMIT are, one
@@ -340,12 +388,17 @@ lane_unregister (EpollWatch *w)
 static gboolean
 hot_room (EpollBackend *b)
 {
+  GHashTableIter iter;
+  gpointer value;
+
   if (b->n_hot < HOT_LIMIT)
     return TRUE;
 
-  for (guint l = 0; l < b->lanes->len; l++)
+  /* Unregistering may release a lane; the walk ends right then. */
+  g_hash_table_iter_init (&iter, b->lanes);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
     {
-      Lane *lane = g_ptr_array_index (b->lanes, l);
+      Lane *lane = value;
 
       for (guint i = 0; i < lane->direct->len; i++)
         {
@@ -484,7 +537,11 @@ lane_prepare (GSource *source,
    * said it was ready. */
   lane->check_serial = ++b->serial;
   *timeout = -1;
-  if (G_UNLIKELY (lane->rebuild))
+  /* Made while fds ran out (EMFILE): try again, from the loop — never from
+   * inside a WATCH. Watches registered meanwhile stay polled directly. */
+  if (G_UNLIKELY (lane->epfd < 0))
+    lane->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  if (G_UNLIKELY (lane->rebuild || lane->n_nval > 0))
     return TRUE;
   if (b->timer_lane == NULL)
     return FALSE;  /* no timer was ever armed: the I/O-only path */
@@ -497,7 +554,7 @@ lane_check_rest (Lane *lane)
 {
   EpollBackend *b = lane->backend;
 
-  if (lane->rebuild)
+  if (lane->rebuild || lane->n_nval > 0)
     return TRUE;
   if ((lane->epfd_polled && lane->epfd_poll.revents != 0) ||
       (lane == b->timer_lane && b->tfd_polled && b->tfd_poll.revents != 0))
@@ -529,6 +586,9 @@ collect_epoll (Lane   *lane,
   guint64 limit = ++b->serial;
   int k = epoll_wait (lane->epfd, events, MAX_EVENTS, 0);
 
+  /* With more ready than MAX_EVENTS, the epoll fd stays readable and the
+   * next dispatch takes the next ones: epoll hands out level-triggered
+   * events round-robin, so none starves. */
   for (int i = 0; i < k; i++)
     {
       guint slot = (guint) (events[i].data.u64 & G_MAXUINT32);
@@ -560,6 +620,8 @@ collect_epoll (Lane   *lane,
   return n;
 }
 
+/* Every direct watch that polled ready: all of them, so that none starves
+ * however many are ready at once. */
 static guint
 collect_direct (Lane   *lane,
                 Ready  *ready,
@@ -569,32 +631,33 @@ collect_direct (Lane   *lane,
   guint n_direct = lane->direct->len;
   guint64 limit = lane->check_serial;
 
-  for (guint i = 0; i < n_direct && n < MAX_READY; i++)
+  for (guint i = 0; i < n_direct; i++)
     {
       EpollWatch *w = direct[i];
+      GIOCondition revents = w->nval ? G_IO_NVAL : w->pfd.revents;
 
-      if (w->pfd.revents == 0)
+      if (revents == 0)
         continue;
       w->refs++;
-      ready[n++] = (Ready) { w, w->pfd.revents, limit };
+      ready[n++] = (Ready) { w, revents, limit };
     }
   return n;
 }
 
 /* Still armed in epoll after a delivery (persistent, or re-armed by a WATCH
- * that found no room to promote it then): promote it now if there is room,
- * in its own lane — the callback may have moved it to another priority. */
+ * that found no room to promote it then): promote it now if there is room.
+ * It stays in its lane — the callback may have moved it to another one. */
 static G_GNUC_NO_INLINE void
 promote_after_delivery (EpollWatch *w)
 {
-  Lane *own = w->lane;
-  int fd = w->rfd;
+  Lane *lane = w->lane;
 
-  if (!hot_room (own->backend))
+  if (!hot_room (lane->backend))
     return;
-  lane_unregister (w);
-  w->rfd = fd;
-  lane_register (own, w, TRUE);
+  epoll_forget (w);
+  lane->backend->n_hot++;
+  w->hot = TRUE;
+  direct_add (lane, w);
 }
 
 static inline void
@@ -614,7 +677,7 @@ deliver (Lane  *lane,
   w->fired = TRUE;
   iops_glib_iops_deliver_io (&w->watch, r->revents);
 
-  if (G_UNLIKELY (lane->dead || w->freed))
+  if (G_UNLIKELY (lane->dead || w->freed || w->lane == NULL))
     return;
   if (w->watch.flags == 0)
     {
@@ -644,36 +707,66 @@ lane_fire_timers (Lane *lane)
   return !lane->dead;
 }
 
+/* Room for what one dispatch may collect. The outermost dispatch reuses
+ * the lane's array, which grows to the most ever ready at once; a nested
+ * one (start_watching() from a callback) gets its own. */
+static Ready *
+ready_buffer (Lane  *lane,
+              guint  need)
+{
+  if (lane->dispatching > 1)
+    return g_new (Ready, need);
+  if (lane->ready_allocated < need)
+    {
+      lane->ready_allocated = MAX (need, 2 * lane->ready_allocated);
+      lane->ready = g_renew (Ready, lane->ready, lane->ready_allocated);
+    }
+  return lane->ready;
+}
+
+static void
+deliver_all (Lane  *lane,
+             Ready *ready,
+             guint  n)
+{
+  guint i;
+
+  for (i = 0; i < n && !lane->dead; i++)
+    {
+      deliver (lane, &ready[i]);
+      watch_unref (ready[i].watch);
+    }
+  /* Destroyed by a callback: release what is left. */
+  for (; i < n; i++)
+    watch_unref (ready[i].watch);
+}
+
 static gboolean
 lane_dispatch (GSource     *source,
                GSourceFunc  callback,
                gpointer     user_data)
 {
   Lane *lane = (Lane *) source;
-  Ready ready[MAX_READY];
-  guint n = 0, i;
+  gboolean epoll_ready = lane->epfd_polled && lane->epfd_poll.revents != 0;
+  Ready *ready;
+  guint n = 0;
 
   if (G_UNLIKELY (lane->rebuild))
     lane_rebuild (lane);
   if (lane->backend->timer_lane != NULL && !lane_fire_timers (lane))
     return G_SOURCE_REMOVE;
 
-  if (lane->epfd_polled && lane->epfd_poll.revents != 0)
+  lane->dispatching++;
+  ready = ready_buffer (lane, lane->direct->len + (epoll_ready ? MAX_EVENTS : 0));
+  if (epoll_ready)
     n = collect_epoll (lane, ready, n);
   n = collect_direct (lane, ready, n);
+  deliver_all (lane, ready, n);
+  if (ready != lane->ready)
+    g_free (ready);
+  lane->dispatching--;
 
-  for (i = 0; i < n; i++)
-    {
-      if (G_UNLIKELY (lane->dead))
-        break;
-      deliver (lane, &ready[i]);
-      watch_unref (ready[i].watch);
-    }
-  /* Disposed by a callback: release what is left. */
-  for (; i < n; i++)
-    watch_unref (ready[i].watch);
-
-  return G_SOURCE_CONTINUE;
+  return lane->dead ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
 
 static void
@@ -685,6 +778,7 @@ lane_finalize (GSource *source)
     close (lane->epfd);
   g_clear_pointer (&lane->direct, g_ptr_array_unref);
   g_clear_pointer (&lane->by_fd, g_ptr_array_unref);
+  g_clear_pointer (&lane->ready, g_free);
 }
 
 static GSourceFuncs lane_funcs = {
@@ -694,20 +788,13 @@ static GSourceFuncs lane_funcs = {
   .finalize = lane_finalize,
 };
 
+/* A new lane for @priority, attached to the context. */
 static Lane *
-lane_get_slow (EpollBackend *b,
-               int           priority)
+lane_new (EpollBackend *b,
+          int           priority)
 {
-  Lane *lane;
+  Lane *lane = (Lane *) g_source_new (&lane_funcs, sizeof (Lane));
 
-  for (guint i = 0; i < b->lanes->len; i++)
-    {
-      lane = g_ptr_array_index (b->lanes, i);
-      if (lane->priority == priority)
-        return lane;
-    }
-
-  lane = (Lane *) g_source_new (&lane_funcs, sizeof (Lane));
   lane->backend = b;
   lane->priority = priority;
   lane->direct = g_ptr_array_new ();
@@ -720,24 +807,42 @@ lane_get_slow (EpollBackend *b,
   /* A nested start_watching() from a callback keeps dispatching. */
   g_source_set_can_recurse (&lane->source, TRUE);
   g_source_attach (&lane->source, b->context);
-  g_ptr_array_add (b->lanes, lane);
+  g_hash_table_insert (b->lanes, GINT_TO_POINTER (priority), lane);
   return lane;
 }
 
-/* The lane of @priority, created on first use. Nearly always the first
- * one, and looked up on every arm. */
+/* Destroys @lane. A dispatch of it still running sees lane->dead; GLib's
+ * reference keeps it valid until that returns. */
+static void
+lane_destroy (Lane *lane)
+{
+  lane->dead = TRUE;
+  g_source_destroy (&lane->source);
+  g_source_unref (&lane->source);
+}
+
+/* A lane that polls nothing and fires no timer goes, unless it is the lane
+ * of the IOPS's priority. */
+static void
+lane_release_if_unused (Lane *lane)
+{
+  EpollBackend *b = lane->backend;
+
+  if (lane == b->current || lane->n_watches > 0 || lane->has_timers)
+    return;
+  g_hash_table_remove (b->lanes, GINT_TO_POINTER (lane->priority));
+  lane_destroy (lane);
+}
+
+/* The lane of @priority: every WATCH and timer is at the IOPS's priority,
+ * whose lane exists (see use_priority). */
 static inline Lane *
 lane_get (EpollBackend *b,
           int           priority)
 {
-  if (G_LIKELY (b->lanes->len > 0))
-    {
-      Lane *first = g_ptr_array_index (b->lanes, 0);
-
-      if (first->priority == priority)
-        return first;
-    }
-  return lane_get_slow (b, priority);
+  if (G_LIKELY (b->current->priority == priority))
+    return b->current;
+  return g_hash_table_lookup (b->lanes, GINT_TO_POINTER (priority));
 }
 
 /* -- the backend interface ---------------------------------------------- */
@@ -792,7 +897,8 @@ watch_arm_slow (EpollBackend *b,
       /* The kernel forgot the fd (it was closed, maybe reopened as another
        * file with the same number): register it afresh. */
       epoll_forget (w);
-      w->lane = NULL;
+      lane_leave (w);
+      w->rfd = fd;
       lane_register (lane, w, FALSE);
     }
   w->fired = FALSE;
@@ -834,7 +940,9 @@ epoll_watch_disarm (IopsBackend *backend,
    * direct GPollFD asks for nothing, so that the next WATCH is cheap. An
    * error, hang-up or further readiness on the fd wakes us once, and then
    * the fd leaves the set (see deliver()). */
-  if (w->polled && w->kmask != 0)
+  if (G_UNLIKELY (w->nval))
+    lane_unregister (w);  /* no poll would ever clear it */
+  else if (w->polled && w->kmask != 0)
     {
       w->pfd.events = 0;
       w->kmask = 0;
@@ -855,36 +963,87 @@ epoll_watch_free (IopsBackend *backend,
   watch_unref (w);
 }
 
+/* The timerfd wakes the poll for the earliest timer of every priority; it
+ * is polled by the lane of the IOPS's priority, which never goes away. */
+static void
+host_timerfd (EpollBackend *b,
+              Lane         *host)
+{
+  if (b->tfd < 0 || b->timer_lane == host)
+    return;
+  if (b->timer_lane != NULL)
+    source_poll (&b->timer_lane->source, &b->tfd_poll, &b->tfd_polled, FALSE);
+  b->timer_lane = host;
+  b->tfd_poll.fd = b->tfd;
+  b->tfd_poll.events = G_IO_IN;
+  source_poll (&host->source, &b->tfd_poll, &b->tfd_polled, TRUE);
+}
+
 static void
 epoll_timers_armed (IopsBackend *backend,
                     int          priority)
 {
   EpollBackend *b = (EpollBackend *) backend;
+  Lane *lane = lane_get (b, priority);
 
-  /* Nothing to do per arm: prepare() reads the heaps. The first lane with
-   * timers hosts the timerfd for all of them. */
-  lane_get (b, priority);
-  if (b->timer_lane != NULL)
-    return;
-  b->timer_lane = lane_get (b, priority);
-  if (b->tfd >= 0)
+  /* Nothing else to do per arm: prepare() reads the heaps. */
+  lane->has_timers = TRUE;
+  if (G_UNLIKELY (b->timer_lane == NULL))
     {
-      b->tfd_poll.fd = b->tfd;
-      b->tfd_poll.events = G_IO_IN;
-      source_poll (&b->timer_lane->source, &b->tfd_poll, &b->tfd_polled, TRUE);
+      if (b->tfd >= 0)
+        host_timerfd (b, b->current);
+      else
+        b->timer_lane = b->current;  /* timers on, in milliseconds */
     }
+}
+
+static void
+epoll_timers_idle (IopsBackend *backend,
+                   int          priority)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+  Lane *lane = g_hash_table_lookup (b->lanes, GINT_TO_POINTER (priority));
+
+  if (lane == NULL)
+    return;
+  lane->has_timers = FALSE;
+  lane_release_if_unused (lane);
+}
+
+static void
+epoll_use_priority (IopsBackend *backend,
+                    int          priority)
+{
+  EpollBackend *b = (EpollBackend *) backend;
+  Lane *old = b->current;
+
+  b->current = g_hash_table_lookup (b->lanes, GINT_TO_POINTER (priority));
+  if (b->current == NULL)
+    b->current = lane_new (b, priority);
+  if (b->timer_lane != NULL && b->tfd >= 0)
+    host_timerfd (b, b->current);
+  else if (b->timer_lane != NULL)
+    b->timer_lane = b->current;
+  if (old != NULL && old != b->current)
+    lane_release_if_unused (old);
+}
+
+static void
+epoll_disposing (IopsBackend *backend)
+{
+  ((EpollBackend *) backend)->disposing = TRUE;
 }
 
 static IopsBackend *
 epoll_backend_create (IopsGLibIOPS *owner,
-              GMainContext *context)
+                      GMainContext *context)
 {
   EpollBackend *b = g_new0 (EpollBackend, 1);
 
   b->parent.klass = &iops_backend_epoll_class;
   b->owner = owner;
   b->context = g_main_context_ref (context);
-  b->lanes = g_ptr_array_new ();
+  b->lanes = g_hash_table_new (NULL, NULL);
   b->slots = g_ptr_array_new ();
   b->free_slots = g_array_new (FALSE, FALSE, sizeof (guint));
   b->next_gen = 1;
@@ -898,19 +1057,15 @@ static void
 epoll_backend_destroy (IopsBackend *backend)
 {
   EpollBackend *b = (EpollBackend *) backend;
+  GHashTableIter iter;
+  gpointer lane;
 
   /* The core freed every watch first. A lane may be dispatching right now
-   * (a callback dropped the IOPS): GLib's reference keeps it valid until
-   * its dispatch returns, and it sees that it was destroyed. */
-  for (guint i = 0; i < b->lanes->len; i++)
-    {
-      Lane *lane = g_ptr_array_index (b->lanes, i);
-
-      lane->dead = TRUE;
-      g_source_destroy (&lane->source);
-      g_source_unref (&lane->source);
-    }
-  g_ptr_array_unref (b->lanes);
+   * (a callback dropped the IOPS): it sees that it was destroyed. */
+  g_hash_table_iter_init (&iter, b->lanes);
+  while (g_hash_table_iter_next (&iter, NULL, &lane))
+    lane_destroy (lane);
+  g_hash_table_unref (b->lanes);
   g_ptr_array_unref (b->slots);
   g_array_unref (b->free_slots);
   if (b->tfd >= 0)
@@ -927,5 +1082,8 @@ const IopsBackendClass iops_backend_epoll_class = {
   .watch_arm = epoll_watch_arm,
   .watch_disarm = epoll_watch_disarm,
   .watch_free = epoll_watch_free,
+  .use_priority = epoll_use_priority,
   .timers_armed = epoll_timers_armed,
+  .timers_idle = epoll_timers_idle,
+  .disposing = epoll_disposing,
 };

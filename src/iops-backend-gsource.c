@@ -18,7 +18,7 @@ typedef struct
   IopsBackend   parent;
   IopsGLibIOPS *owner;
   GMainContext *context;
-  GPtrArray    *timer_sources;  /* TimerSource *, one per priority in use */
+  GHashTable   *timer_sources;  /* priority → TimerSource, while it has timers */
 } GSourceBackend;
 
 typedef struct
@@ -240,9 +240,8 @@ gsource_timers_armed (IopsBackend *backend,
 
   /* prepare() reads the heap on every iteration, so arming needs no
    * rescheduling here — and no wake-up syscall. */
-  for (guint i = 0; i < self->timer_sources->len; i++)
-    if (((TimerSource *) g_ptr_array_index (self->timer_sources, i))->priority == priority)
-      return;
+  if (g_hash_table_contains (self->timer_sources, GINT_TO_POINTER (priority)))
+    return;
 
   ts = (TimerSource *) g_source_new (&timer_source_funcs, sizeof (TimerSource));
   ts->owner = self->owner;
@@ -251,7 +250,30 @@ gsource_timers_armed (IopsBackend *backend,
   g_source_set_can_recurse (&ts->source, TRUE);
   g_source_set_priority (&ts->source, priority);
   g_source_attach (&ts->source, self->context);
-  g_ptr_array_add (self->timer_sources, ts);
+  g_hash_table_insert (self->timer_sources, GINT_TO_POINTER (priority), ts);
+}
+
+static void
+gsource_timers_idle (IopsBackend *backend,
+                     int          priority)
+{
+  GSourceBackend *self = (GSourceBackend *) backend;
+
+  /* Safe from inside the source's own dispatch: GLib holds it until then. */
+  g_hash_table_remove (self->timer_sources, GINT_TO_POINTER (priority));
+}
+
+/* Watches make their sources at their first WATCH, and no fd: nothing to
+ * prepare per priority, and nothing shared with another process. */
+static void
+gsource_use_priority (IopsBackend *backend,
+                      int          priority)
+{
+}
+
+static void
+gsource_disposing (IopsBackend *backend)
+{
 }
 
 static void
@@ -270,7 +292,7 @@ gsource_create (IopsGLibIOPS *owner,
   self->parent.klass = &iops_backend_gsource_class;
   self->owner = owner;
   self->context = g_main_context_ref (context);
-  self->timer_sources = g_ptr_array_new_with_free_func (destroy_source);
+  self->timer_sources = g_hash_table_new_full (NULL, NULL, NULL, destroy_source);
   return &self->parent;
 }
 
@@ -279,7 +301,7 @@ gsource_destroy (IopsBackend *backend)
 {
   GSourceBackend *self = (GSourceBackend *) backend;
 
-  g_ptr_array_unref (self->timer_sources);
+  g_hash_table_unref (self->timer_sources);
   g_main_context_unref (self->context);
   g_free (self);
 }
@@ -292,5 +314,8 @@ const IopsBackendClass iops_backend_gsource_class = {
   .watch_arm = gsource_watch_arm,
   .watch_disarm = gsource_watch_disarm,
   .watch_free = gsource_watch_free,
+  .use_priority = gsource_use_priority,
   .timers_armed = gsource_timers_armed,
+  .timers_idle = gsource_timers_idle,
+  .disposing = gsource_disposing,
 };

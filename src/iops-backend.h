@@ -17,23 +17,13 @@ G_BEGIN_DECLS
 typedef struct _IopsBackend IopsBackend;
 
 /* One fd watch registration. The backend allocates it inside a structure of
- * its own and the core fills it in. */
-/* The reference a one-shot delivery moved from the watch to its callback,
- * on the stack of that delivery. A WATCH from inside the callback shares it
- * instead of taking a new one, so the usual re-arm costs no atomics. */
-typedef struct _IopsLoan IopsLoan;
-struct _IopsLoan
-{
-  IopsLoan *outer;   /* an enclosing delivery of the same watch */
-  gboolean  shared;  /* the watch is armed again on this reference */
-};
-
+ * its own and the core fills it in. It holds one reference on its event
+ * from its first WATCH until CLEANUP or disposal. */
 struct _IopsWatch
 {
   IopsWatch      *prev, *next;   /* the owner's list of registrations */
   IopsGLibIOPS   *owner;
-  IopsIOEvent    *event;         /* strong reference while armed */
-  IopsLoan       *loan;          /* the innermost delivery running, or NULL */
+  IopsIOEvent    *event;         /* strong reference */
   IopsEventFlags  flags;         /* armed flags, 0 when disarmed */
   gboolean        persistent;
 };
@@ -64,10 +54,28 @@ typedef struct
   void         (*watch_free)     (IopsBackend  *self,
                                   IopsWatch    *watch);
 
+  /* The IOPS's priority is now @priority: every later WATCH and timer arm
+   * uses it. Whatever a WATCH at @priority needs that takes an fd (an epoll
+   * fd) is made here, never during the WATCH: an fd made there could take
+   * the number the consumer just closed, after fileno() was read. Called
+   * once right after create(), then at each change. */
+  void         (*use_priority)   (IopsBackend  *self,
+                                  int           priority);
+
   /* A timer was armed at @priority: make sure a source fires the timers of
    * that priority. Called on every arm, so cheap when nothing changes. */
   void         (*timers_armed)   (IopsBackend  *self,
                                   int           priority);
+  /* No timer is armed at @priority any more: what only its timers used may
+   * go. May come from inside that priority's timer dispatch. */
+  void         (*timers_idle)    (IopsBackend  *self,
+                                  int           priority);
+
+  /* The IOPS is being disposed: watch_free() follows for every watch, then
+   * destroy(). What destroy() drops anyway needs no undoing per watch —
+   * and in a child process after fork() must not be undone, as the kernel
+   * objects it shares with its parent are the parent's too. */
+  void         (*disposing)      (IopsBackend  *self);
 } IopsBackendClass;
 
 struct _IopsBackend

@@ -55,8 +55,4 @@ gint64 iops_glib_iops_next_deadline     (IopsGLibIOPS *self,
 /* The earliest deadline of all armed timers, or -1. */
 gint64 iops_glib_iops_earliest_deadline (IopsGLibIOPS *self);
 
-/* Event finalization → core: forget a registration whose event is gone. */
-void iops_glib_iops_forget_watch (IopsWatch *watch);
-void iops_glib_iops_forget_timer (IopsTimer *timer);
-
 G_END_DECLS

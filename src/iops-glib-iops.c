@@ -22,7 +22,15 @@
  * An `IopsGLibIOPS` belongs to its context: call
  * [method@Iops.IOPS.update_event] and [method@Iops.IOPS.update_timer] from
  * the thread that iterates it. [method@Iops.IOPS.stop_watching] may be called
- * from any thread.
+ * from any thread, but not from a POSIX signal handler: use
+ * [func@GLib.unix_signal_add].
+ *
+ * It holds one reference on an event from the event's first WATCH until its
+ * CLEANUP (or the IOPS's disposal), so the consumer may drop its own
+ * reference at any time, from any thread.
+ *
+ * After `fork()`, create a new IOPS in the child; dropping one it inherited
+ * is safe and does not change the parent's watches.
  *
  * Since: 1.0
  */
@@ -57,7 +65,7 @@ struct _IopsGLibIOPS
 
   IopsWatch     *watches;     /* every registered fd watch, armed or not */
   IopsTimer     *timers;      /* every registered timer, armed or not */
-  GPtrArray     *heaps;       /* IopsTimerHeap: the armed timers, by priority */
+  GHashTable    *heaps;       /* priority → IopsTimerHeap of its armed timers */
   guint64        timer_seq;
   guint          n_armed;     /* armed watches + armed timers */
 
@@ -128,28 +136,11 @@ disarmed_one (IopsGLibIOPS *self)
 
 /* -- fd watches --------------------------------------------------------- */
 
-/* Takes the reference an armed watch holds (rule 6). */
-static inline void
-watch_hold (IopsWatch *watch)
-{
-  if (watch->loan != NULL && !watch->loan->shared)
-    watch->loan->shared = TRUE;
-  else
-    g_object_ref (watch->event);
-}
-
-/* Lets go of the reference an armed watch holds. Returns TRUE when the
- * caller must drop it; FALSE when it went back to a running callback. */
-static inline gboolean
-watch_unhold (IopsWatch *watch)
-{
-  if (watch->loan != NULL && watch->loan->shared)
-    {
-      watch->loan->shared = FALSE;
-      return FALSE;
-    }
-  return TRUE;
-}
+/* Ownership: a registration holds one reference on its event from the
+ * event's first WATCH until its CLEANUP or the IOPS's disposal (rule 6
+ * allows it). So a registered event is never finalized, on whatever thread
+ * the consumer drops its own reference, and re-arming takes no reference.
+ * A delivery holds one more around the callback, which may CLEANUP. */
 
 static IopsWatch *
 watch_register (IopsGLibIOPS *self,
@@ -158,8 +149,7 @@ watch_register (IopsGLibIOPS *self,
   IopsWatch *watch = self->backend->klass->watch_new (self->backend);
 
   watch->owner = self;
-  watch->event = event;
-  watch->loan = NULL;
+  watch->event = g_object_ref (event);
   watch->flags = 0;
   LIST_PREPEND (self->watches, watch);
   iops_io_event_set_watch (event, watch);
@@ -168,13 +158,80 @@ watch_register (IopsGLibIOPS *self,
 
 static void
 watch_arm (IopsGLibIOPS   *self,
-           IopsIOEvent    *event,
            IopsWatch      *watch,
+           int             fd,
            IopsEventFlags  flags)
 {
-  int fd = iops_io_event_read_fileno (event);  /* typed by the invoker */
+  if (watch->flags == 0)
+    self->n_armed++;
+  watch->flags = flags;
+  watch->persistent = self->persistent;
+  self->backend->klass->watch_arm (self->backend, watch, fd, flags, self->priority);
+}
+
+static void
+watch_unwatch (IopsGLibIOPS *self,
+               IopsWatch    *watch)
+{
+  gboolean was_armed = watch->flags != 0;
+
+  self->backend->klass->watch_disarm (self->backend, watch);
+  if (!was_armed)
+    return;
+  watch->flags = 0;
+  disarmed_one (self);
+}
+
+/* Forgets @watch (CLEANUP, disposal). Returns the event whose reference
+ * the caller must drop: dropping it may run arbitrary code, so the caller
+ * does it once the IOPS is consistent. */
+static IopsIOEvent *
+watch_unregister (IopsGLibIOPS *self,
+                  IopsWatch    *watch)
+{
+  IopsIOEvent *event = watch->event;
+
+  if (watch->flags != 0)
+    {
+      watch->flags = 0;
+      disarmed_one (self);
+    }
+  iops_io_event_set_watch (event, NULL);
+  LIST_UNLINK (self->watches, watch);
+  self->backend->klass->watch_free (self->backend, watch);
+  return event;
+}
+
+/* The registration of @event, if it is this IOPS's; NULL with a critical
+ * if another IOPS has it. */
+static gboolean
+watch_lookup (IopsGLibIOPS  *self,
+              IopsIOEvent   *event,
+              IopsWatch    **watch)
+{
+  *watch = iops_io_event_get_watch (event);
+  if (*watch == NULL || (*watch)->owner == self)
+    return TRUE;
+  g_critical ("%s: this IopsIOEvent is registered with another IOPS; "
+              "clean it up there first", G_STRFUNC);
+  return FALSE;
+}
+
+/* Rule 1: WATCH reads fileno() first, before it looks at any state: an
+ * overridden fileno (a binding's) may call back into this IOPS and clean up,
+ * watch or unref its own event. The event is held meanwhile. */
+static void
+watch_event (IopsGLibIOPS   *self,
+             IopsIOEvent    *event,
+             IopsEventFlags  flags)
+{
+  g_autoptr(IopsIOEvent) held = g_object_ref (event);
+  int fd = iops_io_event_read_fileno (event);
+  IopsWatch *watch;
 
   g_return_if_fail (fd >= 0);
+  if (self->backend == NULL || !watch_lookup (self, event, &watch))
+    return;  /* disposed from inside fileno(), or registered elsewhere */
 
   if (watch == NULL)
     {
@@ -186,65 +243,7 @@ watch_arm (IopsGLibIOPS   *self,
         }
       watch = watch_register (self, event);
     }
-
-  if (watch->flags == 0)
-    {
-      watch_hold (watch);
-      self->n_armed++;
-    }
-  watch->flags = flags;
-  watch->persistent = self->persistent;
-  self->backend->klass->watch_arm (self->backend, watch, fd, flags, self->priority);
-}
-
-static void
-watch_unwatch (IopsGLibIOPS *self,
-               IopsWatch    *watch)
-{
-  IopsIOEvent *event = watch->event;
-  gboolean was_armed = watch->flags != 0;
-
-  self->backend->klass->watch_disarm (self->backend, watch);
-  if (!was_armed)
-    return;
-
-  watch->flags = 0;
-  disarmed_one (self);
-  /* Last: this may finalize the event, and with it the registration. */
-  if (watch_unhold (watch))
-    g_object_unref (event);
-}
-
-/* Forgets @watch (CLEANUP, disposal). Returns the event whose reference
- * the caller must drop, or NULL: dropping it may run arbitrary code, so
- * the caller does it once the IOPS is consistent. */
-static IopsIOEvent *
-watch_unregister (IopsGLibIOPS *self,
-                  IopsWatch    *watch)
-{
-  IopsIOEvent *event = watch->event;
-  gboolean drop = FALSE;
-
-  if (watch->flags != 0)
-    {
-      watch->flags = 0;
-      disarmed_one (self);
-      drop = watch_unhold (watch);
-    }
-  iops_io_event_set_watch (event, NULL);
-  LIST_UNLINK (self->watches, watch);
-  self->backend->klass->watch_free (self->backend, watch);
-  return drop ? event : NULL;
-}
-
-static void
-watch_cleanup (IopsGLibIOPS *self,
-               IopsWatch    *watch)
-{
-  IopsIOEvent *held = watch_unregister (self, watch);
-
-  if (held != NULL)
-    g_object_unref (held);
+  watch_arm (self, watch, fd, flags);
 }
 
 static void
@@ -254,23 +253,16 @@ iops_glib_iops_update_event (IopsIOPS       *iops,
                              IopsEventFlags  flags)
 {
   IopsGLibIOPS *self = (IopsGLibIOPS *) iops;  /* checked by the invoker */
-  IopsWatch *watch = iops_io_event_get_watch (event);
+  IopsWatch *watch;
 
   g_return_if_fail (self->backend != NULL);  /* disposed */
 
-  if (watch != NULL && watch->owner != self)
-    {
-      g_critical ("%s: this IopsIOEvent is registered with another IOPS; "
-                  "clean it up there first", G_STRFUNC);
-      return;
-    }
-
   if (action == IOPS_EVACTION_WATCH && flags != 0)
-    watch_arm (self, event, watch, flags);
-  else if (watch == NULL)
+    watch_event (self, event, flags);
+  else if (!watch_lookup (self, event, &watch) || watch == NULL)
     return;
   else if (action == IOPS_EVACTION_CLEANUP)
-    watch_cleanup (self, watch);
+    g_object_unref (watch_unregister (self, watch));
   else
     watch_unwatch (self, watch);
 }
@@ -278,8 +270,8 @@ iops_glib_iops_update_event (IopsIOPS       *iops,
 /* WATCH of a registered watch with the default fileno: the re-arm every
  * callback makes. Its only call is the backend's, made last, so that it
  * needs no stack frame of its own; anything else — a first WATCH, a fileno
- * override, an arm that must take a reference, bad input — takes the
- * general path. The invoker checked the types, the action and @flags. */
+ * override, bad input — takes the general path. The invoker checked the
+ * types, the action and @flags. */
 void
 iops_glib_iops_watch (IopsIOPS       *iops,
                       IopsIOEvent    *event,
@@ -296,13 +288,7 @@ iops_glib_iops_watch (IopsIOPS       *iops,
   if (G_UNLIKELY (fd < 0))
     goto general;
   if (watch->flags == 0)
-    {
-      /* Armed again on the reference its running callback holds. */
-      if (G_UNLIKELY (watch->loan == NULL || watch->loan->shared))
-        goto general;
-      watch->loan->shared = TRUE;
-      self->n_armed++;
-    }
+    self->n_armed++;
   watch->flags = flags;
   watch->persistent = self->persistent;
   self->backend->klass->watch_arm (self->backend, watch, fd, flags, self->priority);
@@ -356,48 +342,28 @@ iops_glib_iops_deliver_io (IopsWatch    *watch,
 
   if (!watch->persistent || (revents & G_IO_NVAL))
     {
-      /* Rule 3: disarm before the callback. The reference the watch held
-       * now belongs to the callback, unless an enclosing callback of the
-       * same watch shares it. The poll set is left alone: most callbacks
-       * re-arm at once, and the backend settles it afterwards. An error or
-       * hang-up would be reported again at once, though. */
-      IopsLoan loan = { watch->loan, FALSE };
-
+      /* Rule 3: disarm before the callback. The poll set is left alone:
+       * most callbacks re-arm at once, and the backend settles it
+       * afterwards. An error or hang-up would be reported again at once,
+       * though. */
       watch->flags = 0;
       disarmed_one (self);
-      if (!watch_unhold (watch))
-        g_object_ref (event);
       if (revents & ERROR_CONDITIONS)
         self->backend->klass->watch_disarm (self->backend, watch);
-
-      watch->loan = &loan;
-      call_ready (event, ready);
-      /* The backend keeps @watch valid until its dispatch returns, even if
-       * the callback cleaned it up or disposed the IOPS. */
-      watch->loan = loan.outer;
-      if (!loan.shared)
-        g_object_unref (event);
     }
-  else
-    {
-      g_object_ref (event);
-      call_ready (event, ready);
-      g_object_unref (event);
-    }
-}
 
-void
-iops_glib_iops_forget_watch (IopsWatch *watch)
-{
-  IopsGLibIOPS *self = watch->owner;
-
-  g_assert (watch->flags == 0);
-
-  LIST_UNLINK (self->watches, watch);
-  self->backend->klass->watch_free (self->backend, watch);
+  /* The backend keeps @watch valid until its dispatch returns, even if the
+   * callback cleaned it up or disposed the IOPS. */
+  g_object_ref (event);
+  call_ready (event, ready);
+  g_object_unref (event);
 }
 
 /* -- timers ------------------------------------------------------------- */
+
+/* Ownership as for watches: a registration holds one reference on its
+ * timer event from its first WATCH until CLEANUP or disposal; a firing
+ * holds one more around ready(). */
 
 static IopsTimer *
 timer_register (IopsGLibIOPS   *self,
@@ -406,33 +372,48 @@ timer_register (IopsGLibIOPS   *self,
   IopsTimer *timer = g_new0 (IopsTimer, 1);
 
   timer->owner = self;
-  timer->event = event;
+  timer->event = g_object_ref (event);
   timer->heap_index = IOPS_TIMER_NOT_QUEUED;
   LIST_PREPEND (self->timers, timer);
   iops_timer_event_set_timer (event, timer);
   return timer;
 }
 
+/* Heaps exist for the priorities that have armed timers: found by
+ * priority in a hash table, freed when their last timer goes. */
 static IopsTimerHeap *
-timer_heap_for (IopsGLibIOPS *self,
-                int           priority,
-                gboolean      create)
+timer_heap_get (IopsGLibIOPS *self,
+                int           priority)
 {
-  IopsTimerHeap *heap;
+  return g_hash_table_lookup (self->heaps, GINT_TO_POINTER (priority));
+}
 
-  for (guint i = 0; i < self->heaps->len; i++)
-    {
-      heap = g_ptr_array_index (self->heaps, i);
-      if (heap->priority == priority)
-        return heap;
-    }
-  if (!create)
-    return NULL;
+static IopsTimerHeap *
+timer_heap_ensure (IopsGLibIOPS *self,
+                   int           priority)
+{
+  IopsTimerHeap *heap = timer_heap_get (self, priority);
 
+  if (heap != NULL)
+    return heap;
   heap = g_new0 (IopsTimerHeap, 1);
   heap->priority = priority;
-  g_ptr_array_add (self->heaps, heap);
+  g_hash_table_insert (self->heaps, GINT_TO_POINTER (priority), heap);
   return heap;
+}
+
+/* Frees @heap if no timer is armed in it and no firing loop walks it; the
+ * backend may then drop what only that priority's timers used. */
+static void
+timer_heap_release_if_idle (IopsGLibIOPS  *self,
+                            IopsTimerHeap *heap)
+{
+  int priority = heap->priority;
+
+  if (heap->len > 0 || heap->firing > 0)
+    return;
+  g_hash_table_remove (self->heaps, GINT_TO_POINTER (priority));
+  self->backend->klass->timers_idle (self->backend, priority);
 }
 
 static void
@@ -441,7 +422,7 @@ timer_arm (IopsGLibIOPS   *self,
            gint64          usecs)
 {
   IopsTimer *timer = iops_timer_event_get_timer (event);
-  IopsTimerHeap *heap;
+  IopsTimerHeap *heap, *old;
   gint64 now = g_get_monotonic_time ();
 
   if (timer == NULL)
@@ -456,68 +437,48 @@ timer_arm (IopsGLibIOPS   *self,
     }
 
   /* Rule 13: a timer takes the priority in force at its latest WATCH. */
-  heap = timer_heap_for (self, self->priority, TRUE);
-  if (timer->heap == NULL)
-    {
-      g_object_ref (event);
-      self->n_armed++;
-    }
-  else if (timer->heap != heap)
-    {
-      iops_timer_heap_remove (timer->heap, timer);
-    }
+  heap = timer_heap_ensure (self, self->priority);
+  old = timer->heap;
+  if (old == NULL)
+    self->n_armed++;
+  else if (old != heap)
+    iops_timer_heap_remove (old, timer);
   timer->deadline = usecs > G_MAXINT64 - now ? G_MAXINT64 : now + usecs;
   timer->seq = self->timer_seq++;
   timer->heap = heap;
   iops_timer_heap_insert (heap, timer);
   self->backend->klass->timers_armed (self->backend, heap->priority);
+  if (old != NULL && old != heap)
+    timer_heap_release_if_idle (self, old);
 }
 
-/* Takes @timer off its heap; returns the reference the heap held, if any. */
-static IopsTimerEvent *
+/* Takes @timer off its heap, if it is on one. */
+static void
 timer_dequeue (IopsGLibIOPS *self,
                IopsTimer    *timer)
 {
-  if (timer->heap == NULL)
-    return NULL;
+  IopsTimerHeap *heap = timer->heap;
 
-  iops_timer_heap_remove (timer->heap, timer);
+  if (heap == NULL)
+    return;
+  iops_timer_heap_remove (heap, timer);
   timer->heap = NULL;
   disarmed_one (self);
-  return timer->event;
+  timer_heap_release_if_idle (self, heap);
 }
 
-static void
-timer_unwatch (IopsGLibIOPS *self,
-               IopsTimer    *timer)
-{
-  IopsTimerEvent *held = timer_dequeue (self, timer);
-
-  if (held != NULL)
-    g_object_unref (held);
-}
-
-/* Forgets @timer; returns the event reference to drop, as above. */
+/* Forgets @timer; returns the event reference to drop, as for watches. */
 static IopsTimerEvent *
 timer_unregister (IopsGLibIOPS *self,
                   IopsTimer    *timer)
 {
-  IopsTimerEvent *held = timer_dequeue (self, timer);
+  IopsTimerEvent *event = timer->event;
 
-  iops_timer_event_set_timer (timer->event, NULL);
+  timer_dequeue (self, timer);
+  iops_timer_event_set_timer (event, NULL);
   LIST_UNLINK (self->timers, timer);
   g_free (timer);
-  return held;
-}
-
-static void
-timer_cleanup (IopsGLibIOPS *self,
-               IopsTimer    *timer)
-{
-  IopsTimerEvent *held = timer_unregister (self, timer);
-
-  if (held != NULL)
-    g_object_unref (held);
+  return event;
 }
 
 void
@@ -543,16 +504,16 @@ iops_glib_iops_update_timer (IopsIOPS       *iops,
   else if (timer == NULL)
     return;
   else if (action == IOPS_EVACTION_CLEANUP)
-    timer_cleanup (self, timer);
+    g_object_unref (timer_unregister (self, timer));
   else
-    timer_unwatch (self, timer);
+    timer_dequeue (self, timer);
 }
 
 gint64
 iops_glib_iops_next_deadline (IopsGLibIOPS *self,
                               int           priority)
 {
-  IopsTimerHeap *heap = timer_heap_for (self, priority, FALSE);
+  IopsTimerHeap *heap = timer_heap_get (self, priority);
   IopsTimer *first = heap != NULL ? iops_timer_heap_peek (heap) : NULL;
 
   return first != NULL ? first->deadline : -1;
@@ -561,11 +522,15 @@ iops_glib_iops_next_deadline (IopsGLibIOPS *self,
 gint64
 iops_glib_iops_earliest_deadline (IopsGLibIOPS *self)
 {
+  GHashTableIter iter;
+  gpointer heap;
   gint64 earliest = -1;
 
-  for (guint i = 0; i < self->heaps->len; i++)
+  /* Only priorities with armed timers have a heap: nearly always one. */
+  g_hash_table_iter_init (&iter, self->heaps);
+  while (g_hash_table_iter_next (&iter, NULL, &heap))
     {
-      IopsTimer *first = iops_timer_heap_peek (g_ptr_array_index (self->heaps, i));
+      IopsTimer *first = iops_timer_heap_peek (heap);
 
       if (first != NULL && (earliest < 0 || first->deadline < earliest))
         earliest = first->deadline;
@@ -578,7 +543,7 @@ iops_glib_iops_fire_timers (IopsGLibIOPS *self,
                             int           priority,
                             gint64        now)
 {
-  IopsTimerHeap *heap = timer_heap_for (self, priority, FALSE);
+  IopsTimerHeap *heap = timer_heap_get (self, priority);
   /* Timers armed from inside these callbacks wait for the next dispatch,
    * so a timer re-armed with 0 µs cannot starve the rest of the context. */
   guint64 armed_before = self->timer_seq;
@@ -589,14 +554,16 @@ iops_glib_iops_fire_timers (IopsGLibIOPS *self,
     return;
 
   /* No reference on self: a callback that drops the consumer's last one
-   * disposes the IOPS at once, and no further timer fires (rule 11). */
+   * disposes the IOPS at once, and no further timer fires (rule 11). The
+   * heap stays while this loop walks it, even if callbacks empty it. */
   self->guards = &guard;
+  heap->firing++;
   while ((timer = iops_timer_heap_peek (heap)) != NULL &&
          timer->deadline <= now &&
          timer->seq < armed_before)
     {
-      /* Rule 7: disarmed before the call; the heap's reference moves to it. */
-      IopsTimerEvent *event = timer->event;
+      /* Rule 7: disarmed before the call. */
+      IopsTimerEvent *event = g_object_ref (timer->event);
 
       iops_timer_heap_remove (heap, timer);
       timer->heap = NULL;
@@ -606,16 +573,9 @@ iops_glib_iops_fire_timers (IopsGLibIOPS *self,
       if (guard.disposed)
         return;
     }
+  heap->firing--;
   self->guards = guard.next;
-}
-
-void
-iops_glib_iops_forget_timer (IopsTimer *timer)
-{
-  g_assert (timer->heap == NULL);
-
-  LIST_UNLINK (timer->owner->timers, timer);
-  g_free (timer);
+  timer_heap_release_if_idle (self, heap);
 }
 
 /* -- running ------------------------------------------------------------ */
@@ -756,20 +716,12 @@ iops_glib_iops_dispose (GObject *object)
   IopsWatch *watch;
   IopsTimer *timer;
 
+  if (self->backend != NULL)
+    self->backend->klass->disposing (self->backend);
   while ((watch = self->watches) != NULL)
-    {
-      IopsIOEvent *event = watch_unregister (self, watch);
-
-      if (event != NULL)
-        g_ptr_array_add (held, event);
-    }
+    g_ptr_array_add (held, watch_unregister (self, watch));
   while ((timer = self->timers) != NULL)
-    {
-      IopsTimerEvent *event = timer_unregister (self, timer);
-
-      if (event != NULL)
-        g_ptr_array_add (held, event);
-    }
+    g_ptr_array_add (held, timer_unregister (self, timer));
   g_assert (self->n_armed == 0);
 
   /* Loops running callbacks of this IOPS must not touch it again. */
@@ -795,7 +747,7 @@ iops_glib_iops_finalize (GObject *object)
 
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->backend_name, g_free);
-  g_clear_pointer (&self->heaps, g_ptr_array_unref);
+  g_clear_pointer (&self->heaps, g_hash_table_unref);
   g_mutex_clear (&self->levels_lock);
 
   G_OBJECT_CLASS (iops_glib_iops_parent_class)->finalize (object);
@@ -811,6 +763,7 @@ iops_glib_iops_constructed (GObject *object)
   if (self->context == NULL)
     self->context = g_main_context_ref_thread_default ();
   self->backend = iops_backend_choose (self->backend_name)->create (self, self->context);
+  self->backend->klass->use_priority (self->backend, self->priority);
   g_free (self->backend_name);
   self->backend_name = NULL;
 }
@@ -977,7 +930,7 @@ static void
 iops_glib_iops_init (IopsGLibIOPS *self)
 {
   self->priority = G_PRIORITY_DEFAULT;
-  self->heaps = g_ptr_array_new_with_free_func (heap_free);
+  self->heaps = g_hash_table_new_full (NULL, NULL, NULL, heap_free);
   g_mutex_init (&self->levels_lock);
 }
 
@@ -1071,6 +1024,9 @@ iops_glib_iops_set_priority (IopsGLibIOPS *self,
     return;
 
   self->priority = priority;
+  /* Before any WATCH at it: see IopsBackendClass.use_priority. */
+  if (self->backend != NULL)
+    self->backend->klass->use_priority (self->backend, priority);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PRIORITY]);
 }
 

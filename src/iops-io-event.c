@@ -78,10 +78,8 @@ iops_io_event_finalize (GObject *object)
 {
   IopsIOEventPrivate *priv = iops_io_event_get_instance_private (IOPS_IO_EVENT (object));
 
-  /* Only a disarmed registration can outlive the references: an armed one
-   * holds the event alive. */
-  if (priv->watch != NULL)
-    iops_glib_iops_forget_watch (g_steal_pointer (&priv->watch));
+  /* A registration holds its event until CLEANUP: none is left here. */
+  g_assert (priv->watch == NULL);
 
   G_OBJECT_CLASS (iops_io_event_parent_class)->finalize (object);
 }

@@ -289,6 +289,10 @@ iops_iops_start_watching (IopsIOPS *self)
  * Ends the innermost running [method@Iops.IOPS.start_watching]. Does
  * nothing, and is not remembered, when none is running.
  *
+ * [class@Iops.GLibIOPS] lets any thread call this, but it takes a lock: it
+ * is not async-signal-safe. To stop on a POSIX signal, use
+ * [func@GLib.unix_signal_add] and call this from its callback.
+ *
  * Since: 1.0
  */
 void

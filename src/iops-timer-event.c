@@ -44,9 +44,8 @@ iops_timer_event_finalize (GObject *object)
 {
   IopsTimerEventPrivate *priv = iops_timer_event_get_instance_private (IOPS_TIMER_EVENT (object));
 
-  /* An armed timer holds its event alive, so this one is disarmed. */
-  if (priv->timer != NULL)
-    iops_glib_iops_forget_timer (g_steal_pointer (&priv->timer));
+  /* A registration holds its timer until CLEANUP: none is left here. */
+  g_assert (priv->timer == NULL);
 
   G_OBJECT_CLASS (iops_timer_event_parent_class)->finalize (object);
 }

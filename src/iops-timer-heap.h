@@ -25,6 +25,7 @@ struct _IopsTimer
 struct _IopsTimerHeap
 {
   int         priority;
+  guint       firing;     /* running fire_timers() loops over it */
   IopsTimer **items;
   guint       len;
   guint       allocated;

@@ -14,6 +14,7 @@
  * suppression is there.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #ifdef HAVE_VALGRIND_H
@@ -279,6 +280,190 @@ test_threads_hammer (gconstpointer data)
   g_test_message ("%u start_watching() calls, %u stop_watching() calls", starts, stops);
 }
 
+/* -- events finalized on other threads ----------------------------------- */
+
+/* Rule 6 lets a consumer drop its reference at any time, and rule 10
+ * restricts only update_*: a garbage collector's thread may drop the last
+ * reference to an event. Bug: dropping the last reference to a fired,
+ * disarmed event from a worker ran the IOPS's bookkeeping there, unlocked
+ * (lost deliveries on epoll, a corrupt watch list on gsource). */
+
+#define N_HANDED    64
+#define N_DROPPERS  4
+#define N_CHAIN     2000   /* firings of the timer that keeps the loop busy */
+
+/* The hand-over between the context's thread and the droppers. pthread
+ * primitives, which ThreadSanitizer sees through, unlike GCond. */
+typedef struct
+{
+  pthread_mutex_t lock;
+  pthread_cond_t  cond;
+  GPtrArray      *queue;     /* events whose reference is handed over */
+  gboolean        quit;
+  int             dropped;   /* atomic */
+} Handover;
+
+typedef struct
+{
+  IopsIOPS     *iops;
+  Handover     *handover;
+  TestIOEvent  *events[N_HANDED];
+  int           fds[N_HANDED][2];
+  GWeakRef      alive[N_HANDED];
+  guint         chain_fired;
+} Handing;
+
+static gpointer
+dropper_thread (gpointer data)
+{
+  Handover *h = data;
+
+  for (;;)
+    {
+      gpointer event = NULL;
+
+      pthread_mutex_lock (&h->lock);
+      while (h->queue->len == 0 && !h->quit)
+        pthread_cond_wait (&h->cond, &h->lock);
+      if (h->queue->len > 0)
+        event = g_ptr_array_steal_index_fast (h->queue, h->queue->len - 1);
+      pthread_mutex_unlock (&h->lock);
+      if (event == NULL)
+        return NULL;
+      g_object_unref (event);
+      g_atomic_int_inc (&h->dropped);
+    }
+}
+
+static void
+handover_push (Handover *h,
+               gpointer  event)
+{
+  pthread_mutex_lock (&h->lock);
+  g_ptr_array_add (h->queue, event);
+  pthread_cond_signal (&h->cond);
+  pthread_mutex_unlock (&h->lock);
+}
+
+static guint
+handed_index (Handing     *handing,
+              TestIOEvent *event)
+{
+  for (guint i = 0; i < N_HANDED; i++)
+    if (handing->events[i] == event)
+      return i;
+  g_assert_not_reached ();
+}
+
+/* Fired once, not re-armed: half are cleaned up first (the dropper's
+ * reference is then the last), half stay registered, disarmed. */
+static void
+hand_over_hook (TestIOEvent    *event,
+                IopsEventFlags  ready,
+                gpointer        data)
+{
+  Handing *handing = data;
+  guint i = handed_index (handing, event);
+  char byte;
+
+  g_assert_cmpint (read (handing->fds[i][0], &byte, 1), ==, 1);
+  if (i % 2 == 0)
+    iops_iops_update_event (handing->iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+  handover_push (handing->handover, event);  /* the test's reference */
+}
+
+static void
+chain_hook (TestTimerEvent *timer,
+            gpointer        data)
+{
+  Handing *handing = data;
+
+  if (++handing->chain_fired < N_CHAIN)
+    iops_iops_update_timer (handing->iops, IOPS_TIMER_EVENT (timer), IOPS_EVACTION_WATCH,
+                            g_random_int_range (0, 200));
+}
+
+static void
+test_threads_finalize_elsewhere (gconstpointer data)
+{
+  Handover h = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, g_ptr_array_new (), FALSE, 0 };
+  Handing handing = { 0 };
+  GMainContext *context = g_main_context_new ();
+  IopsGLibIOPS *glib_iops = iops_glib_iops_new (context);
+  g_autoptr(TestTimerEvent) chain = test_timer_event_new ();
+  GThread *droppers[N_DROPPERS];
+  gboolean expired = FALSE;
+  GSource *deadline;
+
+  g_type_class_unref (g_type_class_ref (TEST_TYPE_IO_EVENT));
+  handing.iops = IOPS_IOPS (glib_iops);
+  handing.handover = &h;
+  for (guint i = 0; i < N_DROPPERS; i++)
+    droppers[i] = g_thread_new ("dropper", dropper_thread, &h);
+
+  /* The loop stays busy with a timer chain all along. */
+  chain->hook = chain_hook;
+  chain->hook_data = &handing;
+  iops_iops_update_timer (handing.iops, IOPS_TIMER_EVENT (chain), IOPS_EVACTION_WATCH, 0);
+
+  for (guint i = 0; i < N_HANDED; i++)
+    {
+      test_socketpair (handing.fds[i]);
+      handing.events[i] = test_io_event_new (handing.fds[i][0]);
+      handing.events[i]->hook = hand_over_hook;
+      handing.events[i]->hook_data = &handing;
+      g_weak_ref_init (&handing.alive[i], handing.events[i]);
+      iops_iops_update_event (handing.iops, IOPS_IO_EVENT (handing.events[i]),
+                              IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
+      g_assert_cmpint (write (handing.fds[i][1], "x", 1), ==, 1);
+    }
+
+  deadline = g_timeout_source_new_seconds (DEADLINE_S);
+  g_source_set_callback (deadline, test_set_flag, &expired, NULL);
+  g_source_attach (deadline, context);
+  while ((g_atomic_int_get (&h.dropped) < N_HANDED || handing.chain_fired < N_CHAIN) && !expired)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (deadline);
+  g_source_unref (deadline);
+  g_assert_false (expired);
+  g_assert_cmpuint (handing.chain_fired, ==, N_CHAIN);
+
+  for (guint i = 0; i < N_HANDED; i++)
+    {
+      GObject *event = g_weak_ref_get (&handing.alive[i]);
+
+      if (i % 2 == 0)
+        {
+          /* Cleaned up, then finalized by a dropper. */
+          g_assert_null (event);
+          continue;
+        }
+      /* Still registered: the IOPS's reference kept it alive. */
+      g_assert_nonnull (event);
+      g_assert_cmpuint (test_io_event_total (TEST_IO_EVENT (event)), ==, 1);
+      iops_iops_update_event (handing.iops, IOPS_IO_EVENT (event), IOPS_EVACTION_CLEANUP, 0);
+      g_assert_finalize_object (event);
+    }
+
+  pthread_mutex_lock (&h.lock);
+  h.quit = TRUE;
+  pthread_cond_broadcast (&h.cond);
+  pthread_mutex_unlock (&h.lock);
+  for (guint i = 0; i < N_DROPPERS; i++)
+    g_thread_join (droppers[i]);
+  for (guint i = 0; i < N_HANDED; i++)
+    {
+      g_weak_ref_clear (&handing.alive[i]);
+      test_close_pair (handing.fds[i]);
+    }
+  g_ptr_array_unref (h.queue);
+
+  iops_iops_update_timer (handing.iops, IOPS_TIMER_EVENT (chain), IOPS_EVACTION_CLEANUP, 0);
+  g_assert_finalize_object (glib_iops);
+  g_assert_false (g_main_context_iteration (context, FALSE));
+  g_main_context_unref (context);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -286,6 +471,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_data_func ("/iops/soak/threads/hammer-stop-watching", NULL, test_threads_hammer);
+  g_test_add_data_func ("/iops/soak/threads/finalize-elsewhere", NULL, test_threads_finalize_elsewhere);
 
   return g_test_run ();
 }
