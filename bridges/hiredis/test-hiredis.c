@@ -950,6 +950,31 @@ test_free_unconnected (Fixture       *f,
   assert_quiet (f);
 }
 
+/* Commands and a connect callback given before the attach: hiredis asked
+ * for a write watch while it had no hooks, and the bridge still sees the
+ * connection through. */
+static void
+test_attach_late (Fixture       *f,
+                  gconstpointer  data)
+{
+  Client c = { .f = f };
+
+  fixture_start_server (f);
+  c.ac = redisAsyncConnect ("127.0.0.1", f->port);
+  g_assert_nonnull (c.ac);
+  c.ac->data = &c;
+  g_assert_cmpint (redisAsyncSetConnectCallback (c.ac, on_connect), ==, REDIS_OK);
+  g_assert_cmpint (redisAsyncSetDisconnectCallback (c.ac, on_disconnect), ==, REDIS_OK);
+  c.hook = disconnect_when_done;
+  for (guint i = 0; i < 20; i++)
+    client_command (&c, expect_integer (i + 1), "INCR late");
+  g_assert_cmpint (iops_hiredis_attach (c.ac, f->iops), ==, REDIS_OK);
+
+  run_until_quiet (f);
+  assert_clean_end (&c);
+  assert_quiet (f);
+}
+
 /* -- loops nested in hiredis callbacks ------------------------------------- */
 
 typedef struct
@@ -1177,14 +1202,15 @@ static const TestCase tests[] = {
   { "pipelined", test_pipelined, TRUE },
   { "chained", test_chained, TRUE },
   { "server-killed", test_server_killed, TRUE },
-  { "command-timeout/mute-peer", test_command_timeout_mute, TRUE },
-  { "command-timeout/slow-reply", test_command_timeout_slow_reply, TRUE },
-  { "command-timeout/idle", test_timeouts_idle, TRUE },
+  { "command-timeout-mute-peer", test_command_timeout_mute, TRUE },
+  { "command-timeout-slow-reply", test_command_timeout_slow_reply, TRUE },
+  { "timeouts-idle", test_timeouts_idle, TRUE },
   { "connect-timeout", test_connect_timeout, TRUE },
   { "connect-refused", test_connect_refused, TRUE },
   { "free-in-callback", test_free_in_callback, TRUE },
   { "disconnect-pending", test_disconnect_pending, TRUE },
   { "free-unconnected", test_free_unconnected, TRUE },
+  { "attach-late", test_attach_late, TRUE },
   { "nested-loop", test_nested_loop, TRUE },
   { "nested-timeout", test_nested_timeout, TRUE },
   { "bad-input", test_bad_input, FALSE },
