@@ -447,7 +447,7 @@ iops_hiredis_attach (redisAsyncContext *ac,
  * iops_hiredis_get_iops:
  * @ac: a hiredis asynchronous context
  *
- * Tells which IOPS [func@iops_hiredis_attach] attached @ac to.
+ * Tells which IOPS `iops_hiredis_attach()` attached @ac to.
  *
  * Returns: (transfer none) (nullable): the IOPS, or `NULL` when @ac is not
  *   attached by this bridge (never attached, attached to something else,
@@ -468,14 +468,14 @@ iops_hiredis_get_iops (const redisAsyncContext *ac)
 
 /**
  * iops_hiredis_set_connect_timeout:
- * @ac: a hiredis asynchronous context attached with [func@iops_hiredis_attach]
+ * @ac: a hiredis asynchronous context attached with `iops_hiredis_attach()`
  * @usecs: microseconds from now, or 0 for no connect timeout
  *
  * Fails @ac if its connection is not established @usecs microseconds from
  * now, on a timer of its IOPS (hiredis 0.14 has no timeouts of its own).
  *
  * Failing runs what hiredis runs when `connect()` fails: `ac->err` is
- * [const@IOPS_HIREDIS_ERR_TIMEOUT] and `ac->errstr` `"Timeout"`, the connect
+ * %IOPS_HIREDIS_ERR_TIMEOUT and `ac->errstr` `"Timeout"`, the connect
  * callback gets `REDIS_ERR`, the pending command callbacks get a `NULL`
  * reply, and hiredis frees @ac. Once connected, this has no effect; a
  * later call replaces the earlier deadline.
@@ -506,7 +506,7 @@ iops_hiredis_set_connect_timeout (redisAsyncContext *ac,
 
 /**
  * iops_hiredis_set_command_timeout:
- * @ac: a hiredis asynchronous context attached with [func@iops_hiredis_attach]
+ * @ac: a hiredis asynchronous context attached with `iops_hiredis_attach()`
  * @usecs: microseconds, or 0 for no command timeout (the default)
  *
  * Fails @ac when replies are pending and no data has come from the
@@ -515,7 +515,7 @@ iops_hiredis_set_connect_timeout (redisAsyncContext *ac,
  * takes commands and never answers times out.
  *
  * Failing runs hiredis's own error path: `ac->err` is
- * [const@IOPS_HIREDIS_ERR_TIMEOUT] and `ac->errstr` `"Timeout"`, every
+ * %IOPS_HIREDIS_ERR_TIMEOUT and `ac->errstr` `"Timeout"`, every
  * pending callback gets a `NULL` reply, the disconnect callback gets
  * `REDIS_ERR`, and hiredis frees @ac. An idle connection (no reply
  * pending, as when only subscribed) never times out and has no timer
