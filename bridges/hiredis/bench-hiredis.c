@@ -588,11 +588,15 @@ main (int   argc,
   int reps = 7;
   gboolean smoke = FALSE;
   g_autofree char *only_system = NULL;
+  g_auto(GStrv) only_systems = NULL;
   g_autofree char *only_workload = NULL;
+  int count = 0;
   GOptionEntry entries[] = {
+    { "count", 0, 0, G_OPTION_ARG_INT, &count,
+      "Commands per run (default: 200000; 2000 with --smoke)", "N" },
     { "reps", 0, 0, G_OPTION_ARG_INT, &reps, "Repetitions (default: 7)", "N" },
     { "system", 0, 0, G_OPTION_ARG_STRING, &only_system,
-      "Run only this system (for strace or callgrind)", "KEY" },
+      "Run only these systems, comma-separated (for strace or callgrind)", "KEY,…" },
     { "workload", 0, 0, G_OPTION_ARG_STRING, &only_workload,
       "Run only this workload, e.g. 'setget c=1'", "NAME" },
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke, "Tiny counts, one repetition: checks only", NULL },
@@ -605,15 +609,17 @@ main (int   argc,
   guint16 port;
 
   g_option_context_add_main_entries (options, entries, NULL);
-  if (!g_option_context_parse (options, &argc, &argv, &error) || reps < 1)
+  if (!g_option_context_parse (options, &argc, &argv, &error) || reps < 1 || count < 0)
     {
-      g_printerr ("%s\n", error != NULL ? error->message : "--reps must be at least 1");
+      g_printerr ("%s\n", error != NULL ? error->message : "--reps and --count must be positive");
       return 2;
     }
   if (smoke)
     reps = 1;
-  total = smoke ? 2000 : 200000;
+  total = count > 0 ? (guint) count : smoke ? 2000 : 200000;
 
+  if (only_system != NULL)
+    only_systems = g_strsplit (only_system, ",", -1);
   raise_fd_limit ();
   server = start_redis (&port);
 
@@ -624,14 +630,14 @@ main (int   argc,
           /* The order alternates, so that no system always runs first. */
           const System *s = &systems[rep % 2 == 0 ? k : G_N_ELEMENTS (systems) - 1 - k];
 
-          if (only_system != NULL && strcmp (only_system, s->key) != 0)
+          if (only_systems != NULL && !g_strv_contains ((const char *const *) only_systems, s->key))
             continue;
           if (only_workload != NULL && strcmp (only_workload, workloads[w].name) != 0)
             continue;
           if (workloads[w].idle == 0 || s->idle_cells)
             run_cell (&workloads[w], s, port, total, rep);
         }
-  if (only_system == NULL && only_workload == NULL)
+  if (only_systems == NULL && only_workload == NULL)
     print_targets ();
   return 0;
 }

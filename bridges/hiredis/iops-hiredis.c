@@ -180,6 +180,19 @@ bridge_deadline_passed (IopsHiredisBridge *self)
 
 /* -- deliveries ----------------------------------------------------------- */
 
+/* Reply callbacks queued commands: write them at once rather than after
+ * a loop iteration that waits for writability — a connected socket
+ * nearly always is writable, and a write that would block leaves WRITE
+ * wanted for the IOPS to watch. Returns FALSE when the context is gone. */
+static gboolean
+bridge_write_now (IopsHiredisBridge *self)
+{
+  self->dispatching = TRUE;
+  redisAsyncHandleWrite (self->ac);
+  self->dispatching = FALSE;
+  return self->ac != NULL;
+}
+
 /* After hiredis's handlers: tell the IOPS what hiredis wants now (one
  * WATCH whatever the number of hook calls), and move the deadline. */
 static void
@@ -195,6 +208,10 @@ bridge_settle (IopsHiredisBridge *self,
           return;
         }
     }
+
+  if (bridge_connected (self) && (self->wanted & IOPS_WRITE_EVENT) &&
+      !(ready & IOPS_WRITE_EVENT) && !bridge_write_now (self))
+    return;
 
   bridge_sync_watch (self);
   if (bridge_connected (self))
