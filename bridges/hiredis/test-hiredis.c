@@ -781,24 +781,44 @@ test_command_timeout_slow_reply (Fixture       *f,
 }
 
 /* Timeouts set, traffic done, connection idle: no timer stays armed, no
- * wakeup comes, nothing fails. */
+ * wakeup comes, nothing fails. The command timeout is long enough that a
+ * loaded machine does not trip it, and the quiet periods are longer. */
+#define IDLE_TIMEOUT_USECS (300 * G_TIME_SPAN_MILLISECOND)
+#define IDLE_QUIET_MS      400
+
+static void
+flag_when_all_replied (Client     *c,
+                       redisReply *reply,
+                       gpointer    tag)
+{
+  if (c->n_replies == c->n_sent)
+    *(gboolean *) c->f->data = TRUE;
+}
+
 static void
 test_timeouts_idle (Fixture       *f,
                     gconstpointer  data)
 {
   Client c = { 0 };
+  gboolean replied = FALSE;
 
+  f->data = &replied;
   fixture_start_server (f);
   client_connect (f, &c, 0);
+  c.hook = flag_when_all_replied;
   g_assert_cmpint (iops_hiredis_set_connect_timeout (c.ac, G_USEC_PER_SEC), ==, REDIS_OK);
-  g_assert_cmpint (iops_hiredis_set_command_timeout (c.ac, TIMEOUT_USECS), ==, REDIS_OK);
+  g_assert_cmpint (iops_hiredis_set_command_timeout (c.ac, IDLE_TIMEOUT_USECS), ==, REDIS_OK);
   for (guint i = 0; i < 300; i++)
     client_command (&c, expect_integer (i + 1), "INCR idle");
 
-  while (c.n_replies < c.n_sent)
-    g_main_context_iteration (f->base.context, TRUE);
-  assert_quiet (f);
+  g_assert_true (test_iterate_until (f->base.context, &replied, TEST_DEADLINE_MS));
+  g_assert_cmpuint (test_iterate_for (f->base.context, IDLE_QUIET_MS), <=, 1);
   g_assert_cmpuint (c.n_disconnect, ==, 0);
+  g_assert_nonnull (c.ac);
+
+  /* Set while idle: arms nothing either. */
+  g_assert_cmpint (iops_hiredis_set_command_timeout (c.ac, IDLE_TIMEOUT_USECS), ==, REDIS_OK);
+  g_assert_cmpuint (test_iterate_for (f->base.context, IDLE_QUIET_MS), <=, 1);
   g_assert_nonnull (c.ac);
 
   redisAsyncDisconnect (c.ac);
@@ -1039,6 +1059,9 @@ test_nested_loop (Fixture       *f,
   assert_quiet (f);
 }
 
+#define NESTED_TIMEOUT_USECS (200 * G_TIME_SPAN_MILLISECOND)
+#define NESTED_LOOP_MS       400
+
 typedef struct
 {
   guint    nested_iterations;
@@ -1056,7 +1079,7 @@ nest_timeout_on_reply (Client     *c,
   if (GPOINTER_TO_INT (tag) == 1 && reply != NULL)
     {
       n->in_ping = TRUE;
-      n->nested_iterations = test_iterate_for (c->f->base.context, 250);
+      n->nested_iterations = test_iterate_for (c->f->base.context, NESTED_LOOP_MS);
       n->in_ping = FALSE;
     }
   else if (GPOINTER_TO_INT (tag) == 2 && reply == NULL)
@@ -1064,7 +1087,9 @@ nest_timeout_on_reply (Client     *c,
 }
 
 /* The command deadline passes in a loop nested in a reply callback: the
- * bridge fails the context once that callback returned, not inside it. */
+ * bridge fails the context once that callback returned, not inside it.
+ * The deadline is long enough for the PING's reply to come first on a
+ * loaded machine. */
 static void
 test_nested_timeout (Fixture       *f,
                      gconstpointer  data)
@@ -1076,7 +1101,7 @@ test_nested_timeout (Fixture       *f,
   fixture_start_server (f);
   client_connect (f, &c, 0);
   c.hook = nest_timeout_on_reply;
-  g_assert_cmpint (iops_hiredis_set_command_timeout (c.ac, TIMEOUT_USECS), ==, REDIS_OK);
+  g_assert_cmpint (iops_hiredis_set_command_timeout (c.ac, NESTED_TIMEOUT_USECS), ==, REDIS_OK);
   client_command (&c, expect_tagged (expect_status ("PONG"), GINT_TO_POINTER (1)), "PING");
   client_command (&c, expect_tagged (expect_new (REDIS_REPLY_NIL), GINT_TO_POINTER (2)),
                   "BLPOP nest:never 5");
