@@ -600,7 +600,7 @@ main (int   argc,
     { "workload", 0, 0, G_OPTION_ARG_STRING, &only_workload,
       "Run only this workload, e.g. 'setget c=1'", "NAME" },
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke, "Tiny counts, one repetition: checks only", NULL },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("— the hiredis bridge's benchmark");
   g_autoptr(GError) error = NULL;
