@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __linux__
+# include <sys/prctl.h>
+#endif
 
 #include "bridge-test-util.h"
 
@@ -123,6 +126,27 @@ bridge_server_free (BridgeServer *server)
   g_free (server);
 }
 
+/* In the child, before exec: a test or benchmark that crashes, and so
+ * never stops its server, must not leave it running. */
+static void
+die_with_parent (gpointer data)
+{
+#ifdef __linux__
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+#endif
+}
+
+static GSubprocess *
+spawn_server (const char *const *argv,
+              GError           **error)
+{
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  return g_subprocess_launcher_spawnv (launcher, argv, error);
+}
+
 BridgeServer *
 bridge_server_start (const char *const *argv,
                      const char        *ready_line,
@@ -131,9 +155,7 @@ bridge_server_start (const char *const *argv,
   BridgeServer *server;
   GSubprocess *process;
 
-  process = g_subprocess_newv (argv,
-                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE,
-                               error);
+  process = spawn_server (argv, error);
   if (process == NULL)
     return NULL;
 

@@ -29,7 +29,9 @@ guint16       bridge_unused_port   (int type);
  * merged into a pipe that a thread of its own keeps reading, and waits up
  * to BRIDGE_SERVER_READY_MS for a line containing @ready_line. Returns
  * NULL with @error set when the program cannot start, exits or never says
- * it is ready; its output is then in the error message. */
+ * it is ready; its output is then in the error message. On Linux the
+ * server is killed when the calling thread ends, so a test that crashes
+ * leaves no server behind: call it from the thread that runs the test. */
 BridgeServer *bridge_server_start  (const char *const *argv,
                                     const char        *ready_line,
                                     GError           **error);
