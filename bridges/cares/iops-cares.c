@@ -39,6 +39,7 @@ struct _IopsCares
   GHashTable        *sockets;         /* fd → CaresSocket, owned */
   IopsTimerEvent    *timer;           /* a CaresTimer */
   gboolean           timer_armed;
+  gint64             timer_due;       /* monotonic µs, while armed */
   gboolean           timer_used;      /* watched at least once */
   gboolean           timer_pending;   /* fired while c-ares was running */
   guint              n_pending;       /* sockets with pending readiness */
@@ -100,13 +101,16 @@ bridge_watch_socket (IopsCares   *self,
 }
 
 /* Reads the channel's next deadline and arms the timer for it, or
- * disarms it when no query waits. */
+ * disarms it when no query waits. A timer already due earlier stays:
+ * firing early costs one call that finds nothing due and re-arms, while
+ * rescheduling after every answer costs a reschedule (and, on epoll, a
+ * timerfd_settime ()) per answer. */
 static void
 bridge_arm_timer (IopsCares *self)
 {
   struct timeval buf;
   struct timeval *next = ares_timeout (self->channel, NULL, &buf);
-  gint64 usecs;
+  gint64 usecs, due;
 
   if (next == NULL)
     {
@@ -116,8 +120,12 @@ bridge_arm_timer (IopsCares *self)
       return;
     }
   usecs = (gint64) next->tv_sec * G_USEC_PER_SEC + next->tv_usec + TIMEOUT_SLACK_USECS;
+  due = g_get_monotonic_time () + usecs;
+  if (self->timer_armed && self->timer_due <= due)
+    return;
   iops_iops_update_timer (self->iops, self->timer, IOPS_EVACTION_WATCH, usecs);
   self->timer_armed = TRUE;
+  self->timer_due = due;
   self->timer_used = TRUE;
 }
 
@@ -127,6 +135,7 @@ bridge_arm_timer_soon (IopsCares *self)
 {
   iops_iops_update_timer (self->iops, self->timer, IOPS_EVACTION_WATCH, 0);
   self->timer_armed = TRUE;
+  self->timer_due = g_get_monotonic_time ();
   self->timer_used = TRUE;
 }
 
