@@ -40,6 +40,7 @@ struct _IopsCares
   IopsTimerEvent    *timer;           /* a CaresTimer */
   gboolean           timer_armed;
   gint64             timer_due;       /* monotonic µs, while armed */
+  gint64             first_try_usecs; /* the channel's timeout of a first try */
   gboolean           timer_used;      /* watched at least once */
   gboolean           timer_pending;   /* fired while c-ares was running */
   guint              n_pending;       /* sockets with pending readiness */
@@ -100,42 +101,43 @@ bridge_watch_socket (IopsCares   *self,
                           IOPS_EVACTION_WATCH, sock->wanted);
 }
 
-/* Reads the channel's next deadline and arms the timer for it, or
- * disarms it when no query waits. A timer already due earlier stays:
- * firing early costs one call that finds nothing due and re-arms, while
- * rescheduling after every answer costs a reschedule (and, on epoll, a
- * timerfd_settime ()) per answer. */
+/* Arms the timer for the channel's next deadline, never further than one
+ * first-try timeout ahead while a socket is open; disarms it when no
+ * socket is open and no query waits.
+ *
+ * The cap is what lets the bridge see every query: c-ares says nothing
+ * when a lookup starts on a socket that is already open, but the new
+ * query is due one first-try timeout after it started at the earliest,
+ * so a timer that never looks further ahead fires before it is due and
+ * reads its deadline then. Only retries (whose timeouts double) and idle
+ * ARES_FLAG_STAYOPEN sockets wake up for nothing, once per timeout.
+ *
+ * A timer already due earlier stays: firing early costs one call that
+ * finds nothing due and re-arms, while rescheduling after every answer
+ * would cost a reschedule (on epoll a timerfd_settime ()) per answer. */
 static void
 bridge_arm_timer (IopsCares *self)
 {
   struct timeval buf;
   struct timeval *next = ares_timeout (self->channel, NULL, &buf);
-  gint64 usecs, due;
+  gint64 usecs = self->first_try_usecs + TIMEOUT_SLACK_USECS;
+  gint64 due;
 
-  if (next == NULL)
+  if (next == NULL && g_hash_table_size (self->sockets) == 0)
     {
       if (self->timer_armed)
         iops_iops_update_timer (self->iops, self->timer, IOPS_EVACTION_UNWATCH, 0);
       self->timer_armed = FALSE;
       return;
     }
-  usecs = (gint64) next->tv_sec * G_USEC_PER_SEC + next->tv_usec + TIMEOUT_SLACK_USECS;
+  if (next != NULL)
+    usecs = MIN (usecs, (gint64) next->tv_sec * G_USEC_PER_SEC + next->tv_usec + TIMEOUT_SLACK_USECS);
   due = g_get_monotonic_time () + usecs;
   if (self->timer_armed && self->timer_due <= due)
     return;
   iops_iops_update_timer (self->iops, self->timer, IOPS_EVACTION_WATCH, usecs);
   self->timer_armed = TRUE;
   self->timer_due = due;
-  self->timer_used = TRUE;
-}
-
-/* Fires on the next iteration, to read a deadline c-ares has not set yet. */
-static void
-bridge_arm_timer_soon (IopsCares *self)
-{
-  iops_iops_update_timer (self->iops, self->timer, IOPS_EVACTION_WATCH, 0);
-  self->timer_armed = TRUE;
-  self->timer_due = g_get_monotonic_time ();
   self->timer_used = TRUE;
 }
 
@@ -276,10 +278,11 @@ bridge_sock_state (void          *data,
   else
     bridge_want_socket (self, fd, wanted);
 
-  /* Outside ares_process_fd (), this is a lookup the application has just
-   * started: c-ares sets its deadline only after this callback returns. */
+  /* Outside ares_process_fd () (which bridge_settle () follows), this is
+   * a lookup the application has just started, whose deadline c-ares sets
+   * after this callback: the cap of bridge_arm_timer () covers it. */
   if (self->processing == 0 && !self->destroying)
-    bridge_arm_timer_soon (self);
+    bridge_arm_timer (self);
 
   if (self->user_sock_state_cb != NULL)
     self->user_sock_state_cb (self->user_sock_state_data, fd, readable, writable);
@@ -409,6 +412,24 @@ bridge_settle (IopsCares *self)
 
 G_DEFINE_QUARK (iops-cares-error-quark, iops_cares_error)
 
+/* The channel's timeout as c-ares settled it (from the options,
+ * resolv.conf or its default), in µs. */
+static gint64
+first_try_timeout (ares_channel channel)
+{
+  struct ares_options options;
+  int optmask = 0;
+  gint64 usecs = 5 * G_USEC_PER_SEC;   /* c-ares's default */
+
+  if (ares_save_options (channel, &options, &optmask) == ARES_SUCCESS)
+    {
+      if ((optmask & ARES_OPT_TIMEOUTMS) && options.timeout > 0)
+        usecs = (gint64) options.timeout * G_TIME_SPAN_MILLISECOND;
+      ares_destroy_options (&options);
+    }
+  return usecs;
+}
+
 /**
  * iops_cares_attach:
  * @iops: the IOPS to run the channel on: any implementation
@@ -475,6 +496,7 @@ iops_cares_attach (IopsIOPS                  *iops,
       bridge_free (self);
       return NULL;
     }
+  self->first_try_usecs = first_try_timeout (self->channel);
   return self;
 }
 
@@ -497,34 +519,6 @@ iops_cares_get_channel (IopsCares *self)
   g_return_val_if_fail (self != NULL, NULL);
 
   return self->channel;
-}
-
-/**
- * iops_cares_update_timer:
- * @self: a bridge
- *
- * Reads the channel's next deadline again (`ares_timeout()`) and re-arms
- * the bridge's timer for it.
- *
- * The bridge does this by itself after every `ares_process_fd()` it
- * makes and whenever c-ares opens or closes a socket, which covers every
- * lookup on a channel with the default flags: c-ares opens its sockets
- * for the first query and closes them once none is left. Only with
- * `ARES_FLAG_STAYOPEN` can a lookup start on a socket that is already
- * open with no other query waiting; call this after starting lookups, or
- * after `ares_cancel()`, outside the channel's callbacks there. Inside a
- * callback the bridge runs, it is never needed.
- *
- * Since: 1.0
- */
-void
-iops_cares_update_timer (IopsCares *self)
-{
-  g_return_if_fail (self != NULL);
-
-  /* Inside ares_process_fd (), bridge_settle () does it on the way out. */
-  if (self->processing == 0 && !self->destroying)
-    bridge_arm_timer (self);
 }
 
 /**

@@ -51,10 +51,6 @@ IopsCares    *iops_cares_attach       (IopsIOPS                  *iops,
 IOPS_CARES_AVAILABLE_IN_ALL
 ares_channel  iops_cares_get_channel  (IopsCares                 *self);
 IOPS_CARES_AVAILABLE_IN_ALL
-IopsIOPS     *iops_cares_get_iops     (IopsCares                 *self);
-IOPS_CARES_AVAILABLE_IN_ALL
-void          iops_cares_update_timer (IopsCares                 *self);
-IOPS_CARES_AVAILABLE_IN_ALL
 void          iops_cares_detach       (IopsCares                 *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (IopsCares, iops_cares_detach)
