@@ -125,13 +125,15 @@ on_addrinfo (void                 *arg,
   Lookup *lookup = arg;
   Lookups *run = lookup->run;
   const struct ares_addrinfo_node *node = result ? result->nodes : NULL;
+  struct sockaddr_in sa = { 0 };
 
   run->done++;
   run->timeouts += timeouts;
+  if (node != NULL)
+    memcpy (&sa, node->ai_addr, MIN ((size_t) node->ai_addrlen, sizeof sa));
   /* Exactly the one address of that name. */
   if (status != ARES_SUCCESS || node == NULL || node->ai_next != NULL ||
-      node->ai_family != AF_INET ||
-      ((const struct sockaddr_in *) node->ai_addr)->sin_addr.s_addr != address_of (lookup->name))
+      node->ai_family != AF_INET || sa.sin_addr.s_addr != address_of (lookup->name))
     run->failed++;
   ares_freeaddrinfo (result);
   /* Two for one until n_inflight are out: a burst of 200 datagrams at
@@ -768,7 +770,7 @@ main (int   argc,
     { "reps", 0, 0, G_OPTION_ARG_INT, &opt_reps, "repetitions (default 7)", "N" },
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &opt_smoke, "tiny counts, one repetition: checks only", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only, "run only this system's lookups (to profile it)", "SYSTEM" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("— the c-ares bridge against a select loop");
   g_autoptr(GError) error = NULL;

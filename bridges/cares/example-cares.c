@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <string.h>
 
 #include <iops-cares.h>
 
@@ -23,15 +24,17 @@ typedef struct
 } Lookup;
 
 static void
-append_address (GString                     *line,
+append_address (GString                         *line,
                 const struct ares_addrinfo_node *node)
 {
+  union { struct sockaddr_in v4; struct sockaddr_in6 v6; } sa = { 0 };
   char text[INET6_ADDRSTRLEN];
-  const void *addr = node->ai_family == AF_INET
-    ? (const void *) &((const struct sockaddr_in *) node->ai_addr)->sin_addr
-    : (const void *) &((const struct sockaddr_in6 *) node->ai_addr)->sin6_addr;
 
-  if (inet_ntop (node->ai_family, addr, text, sizeof text) != NULL)
+  /* Copied: ai_addr is a plain struct sockaddr, less aligned. */
+  memcpy (&sa, node->ai_addr, MIN ((size_t) node->ai_addrlen, sizeof sa));
+  if (inet_ntop (node->ai_family,
+                 node->ai_family == AF_INET ? (const void *) &sa.v4.sin_addr : (const void *) &sa.v6.sin6_addr,
+                 text, sizeof text) != NULL)
     g_string_append_printf (line, " %s", text);
 }
 
@@ -92,7 +95,7 @@ main (int   argc,
   GOptionEntry entries[] = {
     { "server", 0, 0, G_OPTION_ARG_STRING, &server, "DNS server to ask (default: /etc/resolv.conf's)", "IP:PORT" },
     { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout_ms, "first try's timeout (default 2000)", "MS" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("NAME... — look names up with c-ares on an IopsIOPS");
   g_autoptr(GError) error = NULL;

@@ -487,12 +487,14 @@ addresses_of (const struct ares_addrinfo *result)
 
   for (const struct ares_addrinfo_node *n = result ? result->nodes : NULL; n != NULL; n = n->ai_next)
     {
+      union { struct sockaddr_in v4; struct sockaddr_in6 v6; } sa = { 0 };
       char text[INET6_ADDRSTRLEN];
-      const void *addr = n->ai_family == AF_INET
-        ? (const void *) &((const struct sockaddr_in *) n->ai_addr)->sin_addr
-        : (const void *) &((const struct sockaddr_in6 *) n->ai_addr)->sin6_addr;
 
-      g_assert_nonnull (inet_ntop (n->ai_family, addr, text, sizeof text));
+      memcpy (&sa, n->ai_addr, MIN ((size_t) n->ai_addrlen, sizeof sa));
+      g_assert_nonnull (inet_ntop (n->ai_family,
+                                   n->ai_family == AF_INET ? (const void *) &sa.v4.sin_addr
+                                                           : (const void *) &sa.v6.sin6_addr,
+                                   text, sizeof text));
       g_ptr_array_add (out, g_strdup (text));
     }
   g_ptr_array_sort (out, compare_text);
