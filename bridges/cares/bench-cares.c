@@ -2,12 +2,14 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   iops-bench-cares [--reps N] [--smoke]
+ *   iops-bench-cares [--reps N] [--smoke] [--only SYSTEM]
  *
- * Starts one dnsmasq on 127.0.0.1 with a generated hosts file and, for
- * each repetition, runs every system of every workload in turn (the order
- * reversed every other repetition), printing the JSON lines that
- * bench/bridges.py reads:
+ * Starts two dnsmasq on 127.0.0.1 with a generated hosts file, asked in
+ * turn (ARES_OPT_ROTATE: one dnsmasq's socket buffer, the kernel's default
+ * size, holds some 188 queries, and 200 in flight would lose a dozen per
+ * run, each costing a c-ares timeout). For each repetition it runs every
+ * system of every workload in turn (the order reversed every other
+ * repetition), printing the JSON lines that bench/bridges.py reads:
  *
  * - "lookups": 10,000 A lookups (ares_getaddrinfo (), no sorting), 200 in
  *   flight, each callback starting the next; every answer is checked.
@@ -21,6 +23,11 @@
  *   the figure is the loop's wakeups per c-ares deadline, for the bridge
  *   and for the naive glue that arms the IOPS timer with ares_timeout ()'s
  *   milliseconds as they are.
+ *
+ * Each lookups line comes with two more workloads: the same run's
+ * lookups per CPU-second of this process ("… cpu", which dnsmasq's speed
+ * does not bound) and how busy the dnsmasqs were ("… dnsmasq busy", % of
+ * one CPU). --only runs one system's lookups, to profile it.
  *
  * A wrong or missing answer makes the run fail (exit status 1).
  */
@@ -604,15 +611,30 @@ on_mute_query (void          *arg,
   query->timeouts = status == ARES_ETIMEOUT ? timeouts : -1;
 }
 
+/* Counts the iterations that dispatched something until @query is done;
+ * gives up (the query stays not done) after 10 s. */
+static gboolean
+set_flag (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
 static guint
 iterate_until (GMainContext    *context,
                const MuteQuery *query)
 {
+  GSource *deadline = g_timeout_source_new_seconds (10);
+  gboolean expired = FALSE;
   guint n = 0;
 
-  while (!query->done)
+  g_source_set_callback (deadline, set_flag, &expired, NULL);
+  g_source_attach (deadline, context);
+  while (!query->done && !expired)
     if (g_main_context_iteration (context, TRUE))
       n++;
+  g_source_destroy (deadline);
+  g_source_unref (deadline);
   return n;
 }
 
