@@ -297,7 +297,9 @@ cares_socket_deliver (IopsIOEvent    *event,
   CaresSocket *sock = CARES_SOCKET (event);
   IopsCares *self = sock->bridge;
 
-  if (sock->closed)
+  /* Closed, or a loop nested in a callback of ares_destroy (): the
+   * channel is going. */
+  if (sock->closed || self->destroying)
     return;
   if (self->processing > 0)
     {
@@ -350,6 +352,8 @@ cares_timer_ready (IopsTimerEvent *timer,
   IopsCares *self = CARES_TIMER (timer)->bridge;
 
   self->timer_armed = FALSE;
+  if (self->destroying)
+    return;
   if (self->processing > 0)
     {
       self->timer_pending = TRUE;
