@@ -1,0 +1,2 @@
+#include <iops-curl.h>
+int main(void){return 77;}
