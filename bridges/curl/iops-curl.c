@@ -9,9 +9,10 @@
  * with curl_multi_socket_action().
  *
  * Ownership: the bridge holds one reference on the IOPS for its whole
- * life, one on its timer event, and one on each socket event from curl's
- * first announcement of that socket until CURL_POLL_REMOVE or detach.
- * curl's socketp (curl_multi_assign) borrows that event. The bridge itself
+ * life, one on its timer event, and one on each socket event, live (from
+ * curl's announcement of the socket until CURL_POLL_REMOVE; curl's
+ * socketp borrows it) or parked (unwatched, until curl announces that
+ * number again, or detach). The bridge itself
  * is counted: one reference for being attached, one for each IOPS callback
  * running on it, so that a done callback may detach with the bridge still
  * on the stack.
@@ -29,11 +30,11 @@ G_DECLARE_FINAL_TYPE (IopsCurlTimer, iops_curl_timer, IOPS_CURL, TIMER, IopsTime
 struct _IopsCurlSocket
 {
   IopsIOEvent     parent_instance;
-  IopsCurl       *bridge;  /* NULL once curl removed it or the bridge detached */
+  IopsCurl       *bridge;  /* NULL once dropped (cleaned up) */
   curl_socket_t   fd;      /* also the event's "fd": the IOPS reads it at WATCH */
   IopsEventFlags  flags;   /* what curl asked for last */
   guint           serial;  /* counts curl's requests for this socket */
-  GList           link;    /* in the bridge's sockets */
+  GList           link;    /* in the bridge's live sockets */
 };
 
 struct _IopsCurlTimer
@@ -51,7 +52,9 @@ struct _IopsCurl
   CURLM            *multi;           /* NULL once detached */
   IopsIOPS         *iops;
   IopsCurlTimer    *timer;
-  GQueue            sockets;         /* IopsCurlSocket, every one curl announced */
+  GQueue            sockets;         /* IopsCurlSocket: live, curl's socketp */
+  GHashTable       *parked;          /* fd → IopsCurlSocket curl removed, unwatched */
+  guint             peak_live;       /* most live sockets at once */
   IopsCurlDoneFunc  done;
   gpointer          user_data;
   GDestroyNotify    destroy;
@@ -184,20 +187,91 @@ socket_new (IopsCurl      *self,
 
   sock->bridge = self;
   sock->fd = fd;
-  g_queue_push_tail_link (&self->sockets, &sock->link);
   return sock;
 }
 
 /* CLEANUP and the bridge's reference go; a callback of @sock that is
  * running keeps the IOPS's own until it returns. */
 static void
-socket_forget (IopsCurl       *self,
-               IopsCurlSocket *sock)
+socket_drop (IopsCurl       *self,
+             IopsCurlSocket *sock)
 {
-  g_queue_unlink (&self->sockets, &sock->link);
   sock->bridge = NULL;
   iops_iops_update_event (self->iops, IOPS_IO_EVENT (sock), IOPS_EVACTION_CLEANUP, 0);
   g_object_unref (sock);
+}
+
+static void
+socket_go_live (IopsCurl       *self,
+                IopsCurlSocket *sock)
+{
+  g_queue_push_tail_link (&self->sockets, &sock->link);
+  self->peak_live = MAX (self->peak_live, self->sockets.length);
+}
+
+/* curl removes a socket when its transfer ends and the connection goes
+ * idle into curl's cache, and announces it again for the next transfer:
+ * usually the same socket, else another one with the same number. So a
+ * removed socket's event is unwatched and kept by its number, and the
+ * next announcement of that number takes it back: WATCH re-reads the
+ * number (rule 1) and the IOPS keeps its registration, where a new event
+ * would cost a registration (an epoll_ctl() each way on the epoll
+ * backend) and an object per transfer. Measured on the small-GET
+ * benchmark: 0.84-0.91× the rate of curl's own loop without, 0.96-1.0×
+ * with. At most as many are kept as sockets were ever live at once. */
+#define PARKED_MIN 64
+
+static void
+socket_park (IopsCurl       *self,
+             IopsCurlSocket *sock)
+{
+  g_queue_unlink (&self->sockets, &sock->link);
+  sock->serial++;  /* what curl wanted is gone: no re-arm */
+  if (g_hash_table_size (self->parked) >= MAX (PARKED_MIN, self->peak_live) ||
+      g_hash_table_contains (self->parked, GINT_TO_POINTER (sock->fd)))
+    {
+      socket_drop (self, sock);
+      return;
+    }
+  iops_iops_update_event (self->iops, IOPS_IO_EVENT (sock), IOPS_EVACTION_UNWATCH, 0);
+  g_hash_table_insert (self->parked, GINT_TO_POINTER (sock->fd), sock);
+}
+
+/* The event for a socket curl announces, and the bridge's reference. */
+static IopsCurlSocket *
+socket_for (IopsCurl      *self,
+            curl_socket_t  fd)
+{
+  IopsCurlSocket *sock = NULL;
+
+  if (!g_hash_table_steal_extended (self->parked, GINT_TO_POINTER (fd), NULL, (gpointer *) &sock))
+    sock = socket_new (self, fd);
+  socket_go_live (self, sock);
+  return sock;
+}
+
+static void
+drop_all_sockets (IopsCurl *self,
+                  CURLM    *multi)
+{
+  GHashTableIter iter;
+  IopsCurlSocket *sock;
+
+  while (!g_queue_is_empty (&self->sockets))
+    {
+      sock = g_queue_peek_head (&self->sockets);
+      /* A later bridge on this multi must not be handed a freed event. */
+      curl_multi_assign (multi, sock->fd, NULL);
+      g_queue_unlink (&self->sockets, &sock->link);
+      socket_drop (self, sock);
+    }
+
+  g_hash_table_iter_init (&iter, self->parked);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &sock))
+    {
+      g_hash_table_iter_steal (&iter);
+      socket_drop (self, sock);
+    }
 }
 
 /* CURLMOPT_SOCKETFUNCTION. Called from inside curl, possibly from inside
@@ -215,15 +289,15 @@ on_curl_socket (CURL          *easy,
 
   if (what == CURL_POLL_REMOVE)
     {
-      /* curl says this before it closes the socket. */
+      /* Also said before curl closes a socket. */
       if (sock != NULL)
-        socket_forget (self, sock);
+        socket_park (self, sock);
       return 0;
     }
 
   if (sock == NULL)
     {
-      sock = socket_new (self, fd);
+      sock = socket_for (self, fd);
       curl_multi_assign (self->multi, fd, sock);
     }
   sock->flags = flags_from_curl (what);
@@ -279,14 +353,7 @@ bridge_disconnect (IopsCurl *self)
 
   self->detach_pending = FALSE;
   set_callbacks (multi, NULL);
-  while (!g_queue_is_empty (&self->sockets))
-    {
-      IopsCurlSocket *sock = g_queue_peek_head (&self->sockets);
-
-      /* A later bridge on this multi must not be handed a freed event. */
-      curl_multi_assign (multi, sock->fd, NULL);
-      socket_forget (self, sock);
-    }
+  drop_all_sockets (self, multi);
   self->timer->bridge = NULL;
   iops_iops_update_timer (self->iops, IOPS_TIMER_EVENT (self->timer), IOPS_EVACTION_CLEANUP, 0);
   g_clear_object (&self->timer);
@@ -435,6 +502,7 @@ iops_curl_attach (CURLM            *multi,
   self->iops = g_object_ref (iops);
   self->timer = g_object_new (IOPS_CURL_TYPE_TIMER, NULL);
   self->timer->bridge = self;
+  self->parked = g_hash_table_new (NULL, NULL);
   self->done = done;
   self->user_data = user_data;
   self->destroy = destroy;
@@ -443,6 +511,7 @@ iops_curl_attach (CURLM            *multi,
     {
       g_critical ("%s: called from inside a libcurl callback", G_STRFUNC);
       attached_remove (multi);
+      g_clear_pointer (&self->parked, g_hash_table_unref);
       g_clear_object (&self->timer);
       bridge_unref (self);
       return NULL;

@@ -402,8 +402,10 @@ fixture_assert_quiet_for (Fixture *f,
     }
   else
     {
-      /* The one dispatch is test_iterate_for()'s own deadline. */
-      g_assert_cmpuint (test_iterate_for (f->base.context, ms), <=, 1);
+      /* One dispatch is test_iterate_for()'s own deadline. The bridge keeps
+       * the events of sockets curl removed, unwatched; when curl closes
+       * one, the epoll backend may wake up once to forget the fd. */
+      g_assert_cmpuint (test_iterate_for (f->base.context, ms), <=, 2);
     }
   fixture_run (f);
 }
