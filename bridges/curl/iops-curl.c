@@ -354,6 +354,7 @@ bridge_disconnect (IopsCurl *self)
   self->detach_pending = FALSE;
   set_callbacks (multi, NULL);
   drop_all_sockets (self, multi);
+  g_clear_pointer (&self->parked, g_hash_table_unref);
   self->timer->bridge = NULL;
   iops_iops_update_timer (self->iops, IOPS_TIMER_EVENT (self->timer), IOPS_EVACTION_CLEANUP, 0);
   g_clear_object (&self->timer);
