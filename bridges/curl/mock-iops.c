@@ -310,7 +310,7 @@ mock_iterate (MockIOPS *self)
 
   poll_set_collect (self, &set);
   do
-    n = poll ((struct pollfd *) set.pfds->data, set.pfds->len, poll_timeout_ms (&set));
+    n = poll ((struct pollfd *) (void *) set.pfds->data, set.pfds->len, poll_timeout_ms (&set));
   while (n < 0 && errno == EINTR);
   g_assert_cmpint (n, >=, 0);
   self->counts.wakeups++;

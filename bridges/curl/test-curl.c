@@ -462,7 +462,6 @@ roll_on (Fixture  *f,
          Transfer *t)
 {
   guint *started = f->hook_data;
-  g_autofree char *url = NULL;
 
   if (*started == ROLLING_TOTAL)
     return;
@@ -749,7 +748,7 @@ test_timer_withdrawn (Fixture       *f,
                       gconstpointer  data)
 {
   guint16 port;
-  g_autoptr(BridgeServer) server = server_start (&port);
+  BridgeServer *server = server_start (&port);
   Transfer *t = transfer_new (f, port, "stall/100000/0");
   Halves halves = { 0, 1 };
   gint64 started;
@@ -771,6 +770,7 @@ test_timer_withdrawn (Fixture       *f,
   g_assert_cmpint (g_get_monotonic_time () - started, <, 30 * G_TIME_SPAN_SECOND);
   g_assert_cmpuint (f->n_done, ==, 0);
   fixture_assert_quiet (f);
+  bridge_server_stop (server);
 }
 
 /* -- detaching ------------------------------------------------------------- */
