@@ -15,11 +15,15 @@
  *
  * Systems: the bridge on IopsGLibIOPS (epoll one-shot, epoll persistent,
  * gsource one-shot); a curl_multi_perform() + curl_multi_poll() loop, the
- * loop libcurl's documentation teaches; and a GLib integration in the
- * design of curl's docs/examples/ghiper.c (a GIOChannel watch made anew
- * whenever curl changes a socket's events, a new timeout source for every
- * timer callback, the earlier ones left pending). Every transfer is
- * checked (HTTP 200, the file's size); a wrong one makes the run fail.
+ * loop libcurl's documentation teaches; a GLib integration in the design
+ * of curl's docs/examples/ghiper.c (a GIOChannel watch made anew whenever
+ * curl changes a socket's events, a new timeout source for every timer
+ * callback, the earlier ones left pending); and curl's multi_socket API
+ * on a bare epoll loop, in the design of docs/examples/ephiperfifo.c.
+ * Every transfer is checked (HTTP 200, the file's size); a wrong one
+ * makes the run fail. Each rate is printed twice: per second, and per
+ * second of the client thread's CPU time ("client CPU" columns), which
+ * other load on the machine disturbs less.
  * Each repetition is one run of each (workload, system), the system order
  * reversed every other repetition; the connections are made inside the
  * timed part, on a fresh multi handle. Prints JSON lines for
@@ -27,6 +31,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -43,6 +48,7 @@
 typedef struct
 {
   char       *name;
+  char       *cpu_name;    /* of its client-CPU column */
   const char *key;         /* for --workloads */
   const char *file;        /* "small" or "large", in the document root */
   gsize       file_size;
@@ -74,7 +80,33 @@ struct _Run
   guint64         bytes;
   void          (*all_done) (Run *run);
   gpointer        loop;       /* the system's own */
+  gint64          wall_us;    /* of the timed part: from the first add */
+  gint64          cpu_us;     /* to the last done; CPU of this thread */
 };
+
+static gint64
+thread_cpu_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* The timed part starts here, just before the first transfer is added. */
+static void
+run_clock_start (Run *run)
+{
+  run->cpu_us = thread_cpu_us ();
+  run->wall_us = g_get_monotonic_time ();
+}
+
+static void
+run_clock_stop (Run *run)
+{
+  run->wall_us = g_get_monotonic_time () - run->wall_us;
+  run->cpu_us = thread_cpu_us () - run->cpu_us;
+}
 
 static size_t
 on_data (char   *data,
@@ -220,7 +252,7 @@ struct _System
 {
   const char *key;
   const char *label;
-  gint64    (*run) (Run *run, const System *sys);  /* µs taken */
+  void      (*run) (Run *run, const System *sys);  /* brackets the timed part */
   const char *backend;
   gboolean    persistent;
   gboolean    with_idle;  /* also runs the idle workload */
@@ -244,7 +276,7 @@ bridge_all_done (Run *run)
   iops_iops_stop_watching (run->loop);
 }
 
-static gint64
+static void
 sys_bridge (Run          *run,
             const System *sys)
 {
@@ -255,7 +287,6 @@ sys_bridge (Run          *run,
   IopsIOPS *iops = IOPS_IOPS (glib_iops);
   IdleFds idle;
   IopsCurl *bridge;
-  gint64 started, took;
 
   g_assert_cmpstr (iops_glib_iops_get_backend (glib_iops), ==, sys->backend);
   idle_fds_open (&idle, iops, run->w->idle);
@@ -263,16 +294,15 @@ sys_bridge (Run          *run,
   run->loop = iops;
   run->all_done = bridge_all_done;
 
-  started = g_get_monotonic_time ();
+  run_clock_start (run);
   run_begin (run);
   iops_iops_start_watching (iops);
-  took = g_get_monotonic_time () - started;
+  run_clock_stop (run);
 
   iops_curl_detach (bridge);
   idle_fds_close (&idle, iops);
   g_object_unref (glib_iops);
   g_main_context_unref (context);
-  return took;
 }
 
 /* curl's own loop: curl_multi_perform(), then curl_multi_poll(). */
@@ -298,14 +328,14 @@ poll_read_info (Run *run)
       }
 }
 
-static gint64
+static void
 sys_multi_poll (Run          *run,
                 const System *sys)
 {
-  gint64 started = g_get_monotonic_time ();
   int running;
 
   run->all_done = poll_all_done;
+  run_clock_start (run);
   run_begin (run);
   while (run->finished < run->w->n)
     {
@@ -316,7 +346,7 @@ sys_multi_poll (Run          *run,
           curl_multi_poll (run->multi, NULL, 0, 1000, NULL) != CURLM_OK)
         g_error ("curl_multi_poll failed");
     }
-  return g_get_monotonic_time () - started;
+  run_clock_stop (run);
 }
 
 /* The design of curl's docs/examples/ghiper.c, on a context of its own
@@ -467,12 +497,11 @@ ghiper_all_done (Run *run)
   g_main_loop_quit (g->loop);
 }
 
-static gint64
+static void
 sys_ghiper (Run          *run,
             const System *sys)
 {
   GhiperGlobal g = { run, g_main_context_new (), NULL, NULL, 0 };
-  gint64 started, took;
 
   g.loop = g_main_loop_new (g.context, FALSE);
   curl_multi_setopt (run->multi, CURLMOPT_SOCKETFUNCTION, ghiper_sock_cb);
@@ -482,10 +511,10 @@ sys_ghiper (Run          *run,
   run->loop = &g;
   run->all_done = ghiper_all_done;
 
-  started = g_get_monotonic_time ();
+  run_clock_start (run);
   run_begin (run);
   g_main_loop_run (g.loop);
-  took = g_get_monotonic_time () - started;
+  run_clock_stop (run);
 
   /* curl said REMOVE for every socket as its transfer ended; the timeout
    * sources still pending go with the context. */
@@ -494,12 +523,11 @@ sys_ghiper (Run          *run,
   g_clear_pointer (&g.timer_event, g_source_unref);
   g_main_loop_unref (g.loop);
   g_main_context_unref (g.context);
-  return took;
 }
 
 /* curl's multi_socket API on a bare epoll loop, without GLib (the design
- * of curl's docs/examples/ephiperfifo.c, written here): what any event
- * loop integration of curl costs at least, a yardstick for the bridge. */
+ * of curl's docs/examples/ephiperfifo.c, written here): the plain way to
+ * use that API, a yardstick for what the bridge and GLib add. */
 
 typedef struct
 {
@@ -583,12 +611,11 @@ epoll_turn (EpollLoop *loop)
     }
 }
 
-static gint64
+static void
 sys_socket_epoll (Run          *run,
                   const System *sys)
 {
   EpollLoop loop = { run, epoll_create1 (EPOLL_CLOEXEC), -1, 0 };
-  gint64 started, took;
 
   curl_multi_setopt (run->multi, CURLMOPT_SOCKETFUNCTION, epoll_sock_cb);
   curl_multi_setopt (run->multi, CURLMOPT_SOCKETDATA, &loop);
@@ -596,16 +623,15 @@ sys_socket_epoll (Run          *run,
   curl_multi_setopt (run->multi, CURLMOPT_TIMERDATA, &loop);
   run->all_done = poll_all_done;
 
-  started = g_get_monotonic_time ();
+  run_clock_start (run);
   run_begin (run);
   while (run->finished < run->w->n)
     epoll_turn (&loop);
-  took = g_get_monotonic_time () - started;
+  run_clock_stop (run);
 
   curl_multi_setopt (run->multi, CURLMOPT_SOCKETFUNCTION, (curl_socket_callback) NULL);
   curl_multi_setopt (run->multi, CURLMOPT_TIMERFUNCTION, (curl_multi_timer_callback) NULL);
   close (loop.epfd);
-  return took;
 }
 
 static const System systems[] = {
@@ -704,32 +730,52 @@ server_stop (Server *server)
 
 /* -- the runs ------------------------------------------------------------------ */
 
-static double
+typedef struct
+{
+  double wall;  /* transfers or MB per second */
+  double cpu;   /* the same per second of this thread's CPU time */
+} Rates;
+
+static Rates
 run_once (const System   *sys,
           const Workload *w,
           guint16         port)
 {
   g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u/%s", port, w->file);
   Run run = { 0 };
-  double seconds;
+  double work;
 
   run_prepare (&run, w, url);
-  seconds = sys->run (&run, sys) / 1e6;
+  sys->run (&run, sys);
   if (run.finished != w->n)
     g_error ("%s on %s: %u of %u transfers", sys->key, w->name, run.finished, w->n);
   run_clear (&run);
-  return w->bytes_rate ? run.bytes / seconds / 1e6 : w->n / seconds;
+  work = w->bytes_rate ? run.bytes / 1e6 : w->n;
+  return (Rates) { work / (run.wall_us / 1e6), work / (MAX (run.cpu_us, 1) / 1e6) };
 }
 
 static void
 print_rate (const System   *sys,
-            const Workload *w,
+            const char     *workload,
             int             rep,
-            double          rate)
+            double          rate,
+            const char     *unit)
 {
   printf ("{\"workload\": \"%s\", \"system\": \"%s\", \"label\": \"%s\", \"rep\": %d, "
-           "\"rate\": %.1f, \"unit\": \"%s\"}\n",
-           w->name, sys->key, sys->label, rep, rate, w->bytes_rate ? "MB/s" : "requests/s");
+          "\"rate\": %.1f, \"unit\": \"%s\"}\n",
+          workload, sys->key, sys->label, rep, rate, unit);
+}
+
+/* The rate, and the same work per second of the client's own CPU time:
+ * steadier on a busy machine, and what the loop's cost shows in. */
+static void
+print_rates (const System   *sys,
+             const Workload *w,
+             int             rep,
+             Rates           rates)
+{
+  print_rate (sys, w->name, rep, rates.wall, w->bytes_rate ? "MB/s" : "requests/s");
+  print_rate (sys, w->cpu_name, rep, rates.cpu, w->bytes_rate ? "MB/CPU-s" : "requests/CPU-s");
 }
 
 static void
@@ -812,8 +858,8 @@ main (int    argc,
   if (smoke)
     reps = 1;
 
-  workloads[0] = (Workload) { NULL, "small", "small", SMALL_SIZE, smoke ? 40 : 2000, smoke ? 8 : 50, 0, FALSE };
-  workloads[1] = (Workload) { NULL, "large", "large", smoke ? 256 * 1024 : LARGE_SIZE, smoke ? 2 : 20,
+  workloads[0] = (Workload) { NULL, NULL, "small", "small", SMALL_SIZE, smoke ? 40 : 2000, smoke ? 8 : 50, 0, FALSE };
+  workloads[1] = (Workload) { NULL, NULL, "large", "large", smoke ? 256 * 1024 : LARGE_SIZE, smoke ? 2 : 20,
                               smoke ? 2 : 20, 0, TRUE };
   workloads[2] = workloads[0];
   workloads[2].key = "idle";
@@ -822,6 +868,8 @@ main (int    argc,
   workloads[1].name = g_strdup_printf ("large %u×%zuKiB c=%u", workloads[1].n,
                                        workloads[1].file_size / 1024, workloads[1].in_flight);
   workloads[2].name = g_strdup_printf ("%s idle=%u", workloads[0].name, workloads[2].idle);
+  for (guint wi = 0; wi < G_N_ELEMENTS (workloads); wi++)
+    workloads[wi].cpu_name = g_strdup_printf ("%s, client CPU", workloads[wi].name);
 
   raise_fd_limit ();
   curl_global_init (CURL_GLOBAL_DEFAULT);
@@ -841,8 +889,8 @@ main (int    argc,
 
           if (runs_on (&systems[s], &workloads[wi]) && selected (only_systems, systems[s].key) &&
               selected (only_workloads, workloads[wi].key))
-            print_rate (&systems[s], &workloads[wi], rep,
-                        run_once (&systems[s], &workloads[wi], server.port));
+            print_rates (&systems[s], &workloads[wi], rep,
+                         run_once (&systems[s], &workloads[wi], server.port));
         }
 
   for (guint wi = 0; wi < 2; wi++)
@@ -867,6 +915,9 @@ main (int    argc,
   server_stop (&server);
   curl_global_cleanup ();
   for (guint wi = 0; wi < G_N_ELEMENTS (workloads); wi++)
-    g_free (workloads[wi].name);
+    {
+      g_free (workloads[wi].name);
+      g_free (workloads[wi].cpu_name);
+    }
   return 0;
 }
