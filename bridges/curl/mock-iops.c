@@ -27,6 +27,7 @@ struct _MockIOPS
 {
   GObject         parent_instance;
   GHashTable     *entries;   /* event → Entry */
+  GHashTable     *alive;     /* every event ever given, until finalized */
   guint64         seq;
   gboolean       *stop;      /* the innermost running level's, or NULL */
   MockIOPSCounts  counts;
@@ -46,6 +47,15 @@ entry_free (gpointer data)
   g_free (entry);
 }
 
+static void
+on_event_finalized (gpointer  data,
+                    GObject  *event)
+{
+  MockIOPS *self = data;
+
+  g_hash_table_remove (self->alive, event);
+}
+
 static Entry *
 entry_get (MockIOPS *self,
            gpointer  event,
@@ -59,6 +69,8 @@ entry_get (MockIOPS *self,
       entry->event = g_object_ref (event);
       entry->is_timer = is_timer;
       g_hash_table_insert (self->entries, event, entry);
+      if (g_hash_table_add (self->alive, event))
+        g_object_weak_ref (event, on_event_finalized, self);
       if (!is_timer)
         self->counts.max_events = MAX (self->counts.max_events, mock_iops_n_registered (self));
     }
@@ -367,8 +379,14 @@ static void
 mock_iops_finalize (GObject *object)
 {
   MockIOPS *self = MOCK_IOPS (object);
+  GHashTableIter iter;
+  gpointer event;
 
   g_hash_table_unref (self->entries);
+  g_hash_table_iter_init (&iter, self->alive);
+  while (g_hash_table_iter_next (&iter, &event, NULL))
+    g_object_weak_unref (event, on_event_finalized, self);
+  g_hash_table_unref (self->alive);
   G_OBJECT_CLASS (mock_iops_parent_class)->finalize (object);
 }
 
@@ -382,6 +400,7 @@ static void
 mock_iops_init (MockIOPS *self)
 {
   self->entries = g_hash_table_new_full (NULL, NULL, NULL, entry_free);
+  self->alive = g_hash_table_new (NULL, NULL);
 }
 
 MockIOPS *
@@ -407,6 +426,12 @@ guint
 mock_iops_n_registered (MockIOPS *self)
 {
   return g_hash_table_size (self->entries);
+}
+
+guint
+mock_iops_n_alive (MockIOPS *self)
+{
+  return g_hash_table_size (self->alive);
 }
 
 const MockIOPSCounts *

@@ -35,6 +35,8 @@ MockIOPS             *mock_iops_new            (void);
 guint                 mock_iops_n_armed        (MockIOPS *self);
 /* Events and timers the IOPS holds a reference on (watched, not cleaned up). */
 guint                 mock_iops_n_registered   (MockIOPS *self);
+/* Events and timers it was ever given that are not finalized yet. */
+guint                 mock_iops_n_alive        (MockIOPS *self);
 const MockIOPSCounts *mock_iops_get_counts     (MockIOPS *self);
 
 G_END_DECLS
