@@ -2,7 +2,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   iops-bench-curl [--reps N] [--smoke]
+ *   iops-bench-curl [--reps N] [--smoke] [--systems KEY,…] [--workloads NAME,…]
  *
  * Starts lighttpd (Debian's, on 127.0.0.1 and an unused port, with a
  * configuration of its own in a temporary folder serving a 1 KiB and a
@@ -24,6 +24,7 @@
  * makes the run fail. Each rate is printed twice: per second, and per
  * second of the client thread's CPU time ("client CPU" columns), which
  * other load on the machine disturbs less.
+ *
  * Each repetition is one run of each (workload, system), the system order
  * reversed every other repetition; the connections are made inside the
  * timed part, on a fresh multi handle. Prints JSON lines for
@@ -823,80 +824,81 @@ raise_fd_limit (void)
     }
 }
 
-int
-main (int    argc,
-      char **argv)
+static void
+workloads_init (Workload workloads[3],
+                gboolean smoke)
 {
-  gboolean smoke = FALSE;
-  int reps = 7;
-  g_autofree char *only_systems = NULL;
-  g_autofree char *only_workloads = NULL;
-  GOptionEntry entries[] = {
-    { "reps", 0, 0, G_OPTION_ARG_INT, &reps, "Repetitions (default: 7)", "N" },
-    { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke, "Tiny counts, one repetition: checks only", NULL },
-    { "systems", 0, 0, G_OPTION_ARG_STRING, &only_systems, "Only these systems", "KEY,…" },
-    { "workloads", 0, 0, G_OPTION_ARG_STRING, &only_workloads, "Only these: small, large, idle", "NAME,…" },
-    G_OPTION_ENTRY_NULL
-  };
-  g_autoptr(GOptionContext) options = g_option_context_new ("— the libcurl bridge's benchmark");
-  g_autoptr(GError) error = NULL;
-  g_autofree char *lighttpd = find_lighttpd ();
-  Workload workloads[3];
-  Server server = { 0 };
+  Workload *small = &workloads[0], *large = &workloads[1], *idle = &workloads[2];
 
-  g_option_context_add_main_entries (options, entries, NULL);
-  if (!g_option_context_parse (options, &argc, &argv, &error) || reps < 1)
-    {
-      g_printerr ("%s\n", error != NULL ? error->message : "--reps must be at least 1");
-      return 2;
-    }
-  if (lighttpd == NULL)
-    {
-      g_printerr ("lighttpd not found (Debian package lighttpd): skipped\n");
-      return 77;
-    }
-  if (smoke)
-    reps = 1;
+  *small = (Workload) { NULL, NULL, "small", "small", SMALL_SIZE,
+                        smoke ? 40 : 2000, smoke ? 8 : 50, 0, FALSE };
+  *large = (Workload) { NULL, NULL, "large", "large", smoke ? 256 * 1024 : LARGE_SIZE,
+                        smoke ? 2 : 20, smoke ? 2 : 20, 0, TRUE };
+  *idle = *small;
+  idle->key = "idle";
+  idle->idle = smoke ? 100 : 10000;
 
-  workloads[0] = (Workload) { NULL, NULL, "small", "small", SMALL_SIZE, smoke ? 40 : 2000, smoke ? 8 : 50, 0, FALSE };
-  workloads[1] = (Workload) { NULL, NULL, "large", "large", smoke ? 256 * 1024 : LARGE_SIZE, smoke ? 2 : 20,
-                              smoke ? 2 : 20, 0, TRUE };
-  workloads[2] = workloads[0];
-  workloads[2].key = "idle";
-  workloads[2].idle = smoke ? 100 : 10000;
-  workloads[0].name = g_strdup_printf ("small %u×1KiB c=%u", workloads[0].n, workloads[0].in_flight);
-  workloads[1].name = g_strdup_printf ("large %u×%zuKiB c=%u", workloads[1].n,
-                                       workloads[1].file_size / 1024, workloads[1].in_flight);
-  workloads[2].name = g_strdup_printf ("%s idle=%u", workloads[0].name, workloads[2].idle);
-  for (guint wi = 0; wi < G_N_ELEMENTS (workloads); wi++)
+  small->name = g_strdup_printf ("small %u×1KiB c=%u", small->n, small->in_flight);
+  large->name = g_strdup_printf ("large %u×%zuKiB c=%u", large->n, large->file_size / 1024,
+                                 large->in_flight);
+  idle->name = g_strdup_printf ("%s idle=%u", small->name, idle->idle);
+  for (guint wi = 0; wi < 3; wi++)
     workloads[wi].cpu_name = g_strdup_printf ("%s, client CPU", workloads[wi].name);
+}
 
-  raise_fd_limit ();
-  curl_global_init (CURL_GLOBAL_DEFAULT);
-  server_start (&server, lighttpd, workloads[1].file_size);
+static void
+workloads_clear (Workload workloads[3])
+{
+  for (guint wi = 0; wi < 3; wi++)
+    {
+      g_free (workloads[wi].name);
+      g_free (workloads[wi].cpu_name);
+    }
+}
 
+typedef struct
+{
+  int         reps;
+  gboolean    smoke;
+  const char *only_systems;
+  const char *only_workloads;
+} Options;
+
+/* Every repetition runs every selected (workload, system) once, the
+ * system order reversed every other repetition. */
+static void
+run_all (const Options  *opts,
+         const Workload  workloads[3],
+         guint16         port)
+{
   /* Warm-up: the page cache, lighttpd, and the code of every system. */
-  if (!smoke)
+  if (!opts->smoke)
     for (guint s = 0; s < G_N_ELEMENTS (systems); s++)
-      if (selected (only_systems, systems[s].key))
-        run_once (&systems[s], &workloads[0], server.port);
+      if (selected (opts->only_systems, systems[s].key))
+        run_once (&systems[s], &workloads[0], port);
 
-  for (int rep = 0; rep < reps; rep++)
-    for (guint wi = 0; wi < G_N_ELEMENTS (workloads); wi++)
+  for (int rep = 0; rep < opts->reps; rep++)
+    for (guint wi = 0; wi < 3; wi++)
       for (guint k = 0; k < G_N_ELEMENTS (systems); k++)
         {
-          guint s = rep % 2 == 0 ? k : G_N_ELEMENTS (systems) - 1 - k;
+          const System *sys = &systems[rep % 2 == 0 ? k : G_N_ELEMENTS (systems) - 1 - k];
+          const Workload *w = &workloads[wi];
 
-          if (runs_on (&systems[s], &workloads[wi]) && selected (only_systems, systems[s].key) &&
-              selected (only_workloads, workloads[wi].key))
-            print_rates (&systems[s], &workloads[wi], rep,
-                         run_once (&systems[s], &workloads[wi], server.port));
+          if (runs_on (sys, w) && selected (opts->only_systems, sys->key) &&
+              selected (opts->only_workloads, w->key))
+            print_rates (sys, w, rep, run_once (sys, w, port));
         }
+}
 
+/* The issue's targets: the bridge (default mode, epoll backend) against
+ * curl's own loop and the ghiper.c design, and against itself with idle
+ * fds. */
+static void
+print_targets (const Workload workloads[3])
+{
   for (guint wi = 0; wi < 2; wi++)
     {
       const char *w = workloads[wi].name;
-
       g_autofree char *vs_poll = g_strdup_printf ("%s: bridge ≥ 0.95× the curl_multi_poll() loop",
                                                   workloads[wi].key);
       g_autofree char *vs_ghiper = g_strdup_printf ("%s: bridge ≥ 1.0× curl's GLib example design",
@@ -911,13 +913,54 @@ main (int    argc,
 
     print_target (target, workloads[2].name, "bridge-epoll", "bridge-epoll", workloads[0].name, 0.9);
   }
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autofree char *only_systems = NULL;
+  g_autofree char *only_workloads = NULL;
+  Options opts = { 7, FALSE, NULL, NULL };
+  GOptionEntry entries[] = {
+    { "reps", 0, 0, G_OPTION_ARG_INT, &opts.reps, "Repetitions (default: 7)", "N" },
+    { "smoke", 0, 0, G_OPTION_ARG_NONE, &opts.smoke, "Tiny counts, one repetition: checks only", NULL },
+    { "systems", 0, 0, G_OPTION_ARG_STRING, &only_systems, "Only these systems", "KEY,…" },
+    { "workloads", 0, 0, G_OPTION_ARG_STRING, &only_workloads, "Only these: small, large, idle", "NAME,…" },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new ("— the libcurl bridge's benchmark");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *lighttpd = find_lighttpd ();
+  Workload workloads[3];
+  Server server = { 0 };
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error) || opts.reps < 1)
+    {
+      g_printerr ("%s\n", error != NULL ? error->message : "--reps must be at least 1");
+      return 2;
+    }
+  if (lighttpd == NULL)
+    {
+      g_printerr ("lighttpd not found (Debian package lighttpd): skipped\n");
+      return 77;
+    }
+  if (opts.smoke)
+    opts.reps = 1;
+  opts.only_systems = only_systems;
+  opts.only_workloads = only_workloads;
+
+  workloads_init (workloads, opts.smoke);
+  raise_fd_limit ();
+  curl_global_init (CURL_GLOBAL_DEFAULT);
+  server_start (&server, lighttpd, workloads[1].file_size);
+
+  run_all (&opts, workloads, server.port);
+  print_targets (workloads);
 
   server_stop (&server);
   curl_global_cleanup ();
-  for (guint wi = 0; wi < G_N_ELEMENTS (workloads); wi++)
-    {
-      g_free (workloads[wi].name);
-      g_free (workloads[wi].cpu_name);
-    }
+  workloads_clear (workloads);
   return 0;
 }
