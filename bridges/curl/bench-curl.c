@@ -350,11 +350,13 @@ sys_multi_poll (Run          *run,
   run_clock_stop (run);
 }
 
-/* The design of curl's docs/examples/ghiper.c, on a context of its own
- * (written here, not copied): one GIOChannel per socket and a new watch
- * source whenever curl changes what it waits for; a new timeout source for
- * every timer callback, the earlier ones left to fire, and -1 ignored; the
- * latest one removed when no transfer runs. */
+/* The design of curl's docs/examples/ghiper.c (written here, not copied):
+ * one GIOChannel per socket and a new watch source whenever curl changes
+ * what it waits for; a new timeout source for every timer callback, the
+ * earlier ones left to fire, and -1 ignored; the latest one removed when
+ * no transfer runs. Unlike ghiper.c it runs on a context of its own (so
+ * sources are kept by pointer, not by id) and frees each socket's
+ * GIOChannel, which ghiper.c leaks. */
 
 typedef struct
 {
