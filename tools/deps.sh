@@ -27,7 +27,7 @@ IOPS_TEST_DEPS=(
 # its tests and benchmark talk to.
 IOPS_BRIDGE_DEPS=(
   libhiredis-dev redis-server
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev lighttpd
   libc-ares-dev dnsmasq-base
   libmosquitto-dev mosquitto
 )
