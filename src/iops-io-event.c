@@ -27,8 +27,9 @@
 
 typedef struct
 {
-  int        fd;
-  IopsWatch *watch;
+  int            fd;
+  gpointer       registration;          /* an IOPS's, see the private header */
+  GDestroyNotify registration_destroy;
 } IopsIOEventPrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE (IopsIOEvent, iops_io_event, G_TYPE_OBJECT)
@@ -47,7 +48,7 @@ enum {
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
-int
+static int
 iops_io_event_real_fileno (IopsIOEvent *self)
 {
   IopsIOEventPrivate *priv = iops_io_event_get_instance_private (self);
@@ -78,8 +79,8 @@ iops_io_event_finalize (GObject *object)
 {
   IopsIOEventPrivate *priv = iops_io_event_get_instance_private (IOPS_IO_EVENT (object));
 
-  /* A registration holds its event until CLEANUP: none is left here. */
-  g_assert (priv->watch == NULL);
+  if (priv->registration != NULL && priv->registration_destroy != NULL)
+    priv->registration_destroy (g_steal_pointer (&priv->registration));
 
   G_OBJECT_CLASS (iops_io_event_parent_class)->finalize (object);
 }
@@ -122,18 +123,10 @@ iops_io_event_set_property (GObject      *object,
     }
 }
 
-gssize iops_io_event_watch_offset;
-gssize iops_io_event_fd_offset;
-
 static void
 iops_io_event_class_init (IopsIOEventClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
-
-  iops_io_event_watch_offset = IopsIOEvent_private_offset +
-                               G_STRUCT_OFFSET (IopsIOEventPrivate, watch);
-  iops_io_event_fd_offset = IopsIOEvent_private_offset +
-                            G_STRUCT_OFFSET (IopsIOEventPrivate, fd);
 
   object_class->finalize = iops_io_event_finalize;
   object_class->get_property = iops_io_event_get_property;
@@ -325,11 +318,21 @@ iops_io_event_ready_rw (IopsIOEvent *self)
   IOPS_IO_EVENT_GET_CLASS (self)->ready_rw (self);
 }
 
-void
-iops_io_event_set_watch (IopsIOEvent *self,
-                         IopsWatch   *watch)
+gpointer
+iops_io_event_get_registration (IopsIOEvent *self)
 {
   IopsIOEventPrivate *priv = iops_io_event_get_instance_private (self);
 
-  priv->watch = watch;
+  return priv->registration;
+}
+
+void
+iops_io_event_set_registration (IopsIOEvent    *self,
+                                gpointer        registration,
+                                GDestroyNotify  destroy)
+{
+  IopsIOEventPrivate *priv = iops_io_event_get_instance_private (self);
+
+  priv->registration = registration;
+  priv->registration_destroy = destroy;
 }

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "iops-glib-iops-private.h"
+#include "iops-glib.h"
 
 /**
  * IopsIOPS:
@@ -23,64 +23,20 @@
 
 G_DEFINE_INTERFACE (IopsIOPS, iops_iops, G_TYPE_OBJECT)
 
+/* The interface vtable of @self, or NULL when @self is no IopsIOPS: one
+ * lookup is the type check and the vtable fetch of every call. */
+static inline IopsIOPSInterface *
+iface_of (IopsIOPS *self)
+{
+  GTypeClass *klass = self != NULL ? ((GTypeInstance *) self)->g_class : NULL;
+
+  return klass != NULL ? g_type_interface_peek (klass, IOPS_TYPE_IOPS) : NULL;
+}
+
 #define FLAGS_VALID(f) (((f) & ~(IopsEventFlags) IOPS_RW_EVENT) == 0)
 #define ACTION_VALID(a) ((a) == IOPS_EVACTION_WATCH || \
                          (a) == IOPS_EVACTION_UNWATCH || \
                          (a) == IOPS_EVACTION_CLEANUP)
-
-/* The interface vtable of @self, or NULL when @self is not an IopsIOPS.
- * One lookup is both the type check and the vtable fetch: the re-arm path
- * runs through here on every delivery. */
-static inline IopsIOPSInterface *
-iface_of (gpointer self)
-{
-  GTypeClass *klass;
-
-  if (self == NULL || (klass = ((GTypeInstance *) self)->g_class) == NULL)
-    return NULL;
-  if (G_LIKELY (klass == iops_glib_iops_class_ptr))  /* a final class */
-    return iops_glib_iops_iface_ptr;
-  return g_type_interface_peek (klass, IOPS_TYPE_IOPS);
-}
-
-/* The last class that passed the IopsIOEvent, and the IopsTimerEvent,
- * check (a class never stops passing). Consumers pass instances of their
- * own subclasses, for which the GLib macro takes its slow path on every
- * call. Each starts at an address no instance has as its class, so one
- * comparison is the whole check. */
-static gpointer known_io_event_class = &known_io_event_class;
-static gpointer known_timer_event_class = &known_timer_event_class;
-
-static inline gboolean
-is_known_class (gpointer  instance,
-                gpointer *known)
-{
-  return instance != NULL &&
-         ((GTypeInstance *) instance)->g_class == g_atomic_pointer_get (known);
-}
-
-/* Whether @instance is a @type, remembering its class in @known. */
-static gboolean
-instance_is_a (gpointer  instance,
-               GType     type,
-               gpointer *known)
-{
-  if (is_known_class (instance, known))
-    return TRUE;
-  if (instance == NULL || ((GTypeInstance *) instance)->g_class == NULL ||
-      !G_TYPE_CHECK_INSTANCE_TYPE (instance, type))
-    return FALSE;
-  g_atomic_pointer_set (known, ((GTypeInstance *) instance)->g_class);
-  return TRUE;
-}
-
-#define RETURN_UNLESS_IOPS(iface) G_STMT_START {                          \
-  if (G_UNLIKELY ((iface) == NULL))                                        \
-    {                                                                      \
-      g_return_if_fail_warning (G_LOG_DOMAIN, G_STRFUNC, "IOPS_IS_IOPS (self)"); \
-      return;                                                              \
-    }                                                                      \
-} G_STMT_END
 
 static IopsIOEvent *
 iops_iops_real_io_event_factory (IopsIOPS *self)
@@ -99,27 +55,6 @@ iops_iops_default_init (IopsIOPSInterface *iface)
 {
   iface->io_event_factory = iops_iops_real_io_event_factory;
   iface->timer_event_factory = iops_iops_real_timer_event_factory;
-}
-
-/* The invoker's path for anything but a re-arm of an IopsGLibIOPS watch. */
-static G_GNUC_NO_INLINE void
-update_event_checked (IopsIOPS       *self,
-                      IopsIOEvent    *event,
-                      IopsEvAction    action,
-                      IopsEventFlags  flags)
-{
-  IopsIOPSInterface *iface = iface_of (self);
-
-  RETURN_UNLESS_IOPS (iface);
-  if (G_UNLIKELY (!instance_is_a (event, IOPS_TYPE_IO_EVENT, &known_io_event_class)))
-    {
-      g_return_if_fail_warning (G_LOG_DOMAIN, G_STRFUNC, "IOPS_IS_IO_EVENT (event)");
-      return;
-    }
-  g_return_if_fail (ACTION_VALID (action));
-  g_return_if_fail (action != IOPS_EVACTION_WATCH || FLAGS_VALID (flags));
-  g_return_if_fail (iface->update_event != NULL);
-  iface->update_event (self, event, action, flags);
 }
 
 /**
@@ -151,38 +86,18 @@ iops_iops_update_event (IopsIOPS       *self,
                         IopsEvAction    action,
                         IopsEventFlags  flags)
 {
-  /* Every delivery's callback re-arms through here: a WATCH of an
-   * IopsGLibIOPS (a final class) with an event of a known class is checked
-   * with a few comparisons and goes straight to the implementation. */
-  if (G_LIKELY (self != NULL &&
-                ((GTypeInstance *) self)->g_class == iops_glib_iops_class_ptr &&
-                is_known_class (event, &known_io_event_class) &&
-                action == IOPS_EVACTION_WATCH && FLAGS_VALID (flags)))
-    iops_glib_iops_watch (self, event, flags);
-  else
-    update_event_checked (self, event, action, flags);
-}
-
-/* The invoker's path for anything but an IopsGLibIOPS and a known timer
- * class with valid arguments. */
-static G_GNUC_NO_INLINE void
-update_timer_checked (IopsIOPS       *self,
-                      IopsTimerEvent *timer,
-                      IopsEvAction    action,
-                      gint64          usecs)
-{
   IopsIOPSInterface *iface = iface_of (self);
 
-  RETURN_UNLESS_IOPS (iface);
-  if (G_UNLIKELY (!instance_is_a (timer, IOPS_TYPE_TIMER_EVENT, &known_timer_event_class)))
+  if (G_UNLIKELY (iface == NULL))
     {
-      g_return_if_fail_warning (G_LOG_DOMAIN, G_STRFUNC, "IOPS_IS_TIMER_EVENT (timer)");
+      g_return_if_fail (IOPS_IS_IOPS (self));  /* the usual critical */
       return;
     }
+  g_return_if_fail (IOPS_IS_IO_EVENT (event));
   g_return_if_fail (ACTION_VALID (action));
-  g_return_if_fail (action != IOPS_EVACTION_WATCH || usecs >= 0);
-  g_return_if_fail (iface->update_timer != NULL);
-  iface->update_timer (self, timer, action, usecs);
+  g_return_if_fail (action != IOPS_EVACTION_WATCH || FLAGS_VALID (flags));
+  g_return_if_fail (iface->update_event != NULL);
+  iface->update_event (self, event, action, flags);
 }
 
 /**
@@ -211,16 +126,18 @@ iops_iops_update_timer (IopsIOPS       *self,
                         IopsEvAction    action,
                         gint64          usecs)
 {
-  /* Consumers arm and cancel a timeout per request: for an IopsGLibIOPS
-   * and a timer of a known class, valid arguments go straight to the
-   * implementation. */
-  if (G_LIKELY (self != NULL &&
-                ((GTypeInstance *) self)->g_class == iops_glib_iops_class_ptr &&
-                is_known_class (timer, &known_timer_event_class) &&
-                ACTION_VALID (action) && (action != IOPS_EVACTION_WATCH || usecs >= 0)))
-    iops_glib_iops_update_timer (self, timer, action, usecs);
-  else
-    update_timer_checked (self, timer, action, usecs);
+  IopsIOPSInterface *iface = iface_of (self);
+
+  if (G_UNLIKELY (iface == NULL))
+    {
+      g_return_if_fail (IOPS_IS_IOPS (self));  /* the usual critical */
+      return;
+    }
+  g_return_if_fail (IOPS_IS_TIMER_EVENT (timer));
+  g_return_if_fail (ACTION_VALID (action));
+  g_return_if_fail (action != IOPS_EVACTION_WATCH || usecs >= 0);
+  g_return_if_fail (iface->update_timer != NULL);
+  iface->update_timer (self, timer, action, usecs);
 }
 
 /**

@@ -20,7 +20,8 @@
 
 typedef struct
 {
-  IopsTimer *timer;
+  gpointer       registration;          /* an IOPS's, see the private header */
+  GDestroyNotify registration_destroy;
 } IopsTimerEventPrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE (IopsTimerEvent, iops_timer_event, G_TYPE_OBJECT)
@@ -44,21 +45,16 @@ iops_timer_event_finalize (GObject *object)
 {
   IopsTimerEventPrivate *priv = iops_timer_event_get_instance_private (IOPS_TIMER_EVENT (object));
 
-  /* A registration holds its timer until CLEANUP: none is left here. */
-  g_assert (priv->timer == NULL);
+  if (priv->registration != NULL && priv->registration_destroy != NULL)
+    priv->registration_destroy (g_steal_pointer (&priv->registration));
 
   G_OBJECT_CLASS (iops_timer_event_parent_class)->finalize (object);
 }
-
-gssize iops_timer_event_timer_offset;
 
 static void
 iops_timer_event_class_init (IopsTimerEventClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
-
-  iops_timer_event_timer_offset = IopsTimerEvent_private_offset +
-                                  G_STRUCT_OFFSET (IopsTimerEventPrivate, timer);
 
   object_class->finalize = iops_timer_event_finalize;
 
@@ -122,11 +118,21 @@ iops_timer_event_ready (IopsTimerEvent *self,
   IOPS_TIMER_EVENT_GET_CLASS (self)->ready (self, flags);
 }
 
-void
-iops_timer_event_set_timer (IopsTimerEvent *self,
-                            IopsTimer      *timer)
+gpointer
+iops_timer_event_get_registration (IopsTimerEvent *self)
 {
   IopsTimerEventPrivate *priv = iops_timer_event_get_instance_private (self);
 
-  priv->timer = timer;
+  return priv->registration;
+}
+
+void
+iops_timer_event_set_registration (IopsTimerEvent *self,
+                                   gpointer        registration,
+                                   GDestroyNotify  destroy)
+{
+  IopsTimerEventPrivate *priv = iops_timer_event_get_instance_private (self);
+
+  priv->registration = registration;
+  priv->registration_destroy = destroy;
 }

@@ -1,124 +1,119 @@
-/* iops-timer-heap.c — a binary min-heap of timers
+/* iops-timer-heap.c — a 4-ary min-heap of inline nodes
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Each timer knows its index, so cancelling and rescheduling are O(log n)
- * and, once the array has grown to the number of timers, allocate nothing.
+ * Four children per node, as in libev: half the depth of a binary heap, and
+ * the children of a node side by side in memory. The array only grows, to
+ * the most nodes ever held, so pushing allocates nothing in a steady state.
  */
 #include "config.h"
 
 #include "iops-timer-heap.h"
 
-static inline gboolean
-timer_before (const IopsTimer *a,
-              const IopsTimer *b)
-{
-  if (a->deadline != b->deadline)
-    return a->deadline < b->deadline;
-  return a->seq < b->seq;
-}
+#define ARITY 4
 
-static inline void
-heap_place (IopsTimerHeap *heap,
-            guint          index,
-            IopsTimer     *timer)
+static inline gboolean
+node_before (const IopsTimerNode *a,
+             const IopsTimerNode *b)
 {
-  heap->items[index] = timer;
-  timer->heap_index = index;
+  return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
 static void
 sift_up (IopsTimerHeap *heap,
          guint          index)
 {
-  IopsTimer *timer = heap->items[index];
+  IopsTimerNode node = heap->nodes[index];
 
   while (index > 0)
     {
-      guint parent = (index - 1) / 2;
+      guint parent = (index - 1) / ARITY;
 
-      if (!timer_before (timer, heap->items[parent]))
+      if (!node_before (&node, &heap->nodes[parent]))
         break;
-      heap_place (heap, index, heap->items[parent]);
+      heap->nodes[index] = heap->nodes[parent];
       index = parent;
     }
-  heap_place (heap, index, timer);
+  heap->nodes[index] = node;
 }
 
 static void
 sift_down (IopsTimerHeap *heap,
            guint          index)
 {
-  IopsTimer *timer = heap->items[index];
+  IopsTimerNode node = heap->nodes[index];
 
   for (;;)
     {
-      guint child = 2 * index + 1;
+      guint first = index * ARITY + 1;
+      guint last = MIN (first + ARITY, heap->len);
+      guint best = index;
+      const IopsTimerNode *best_node = &node;
 
-      if (child >= heap->len)
+      for (guint child = first; child < last; child++)
+        if (node_before (&heap->nodes[child], best_node))
+          best = child, best_node = &heap->nodes[child];
+      if (best == index)
         break;
-      if (child + 1 < heap->len && timer_before (heap->items[child + 1], heap->items[child]))
-        child++;
-      if (!timer_before (heap->items[child], timer))
-        break;
-      heap_place (heap, index, heap->items[child]);
-      index = child;
+      heap->nodes[index] = heap->nodes[best];
+      index = best;
     }
-  heap_place (heap, index, timer);
-}
-
-/* Restores the order around @index after its item changed. */
-static void
-heap_fix (IopsTimerHeap *heap,
-          guint          index)
-{
-  if (index > 0 && timer_before (heap->items[index], heap->items[(index - 1) / 2]))
-    sift_up (heap, index);
-  else
-    sift_down (heap, index);
+  heap->nodes[index] = node;
 }
 
 void
-iops_timer_heap_insert (IopsTimerHeap *heap,
-                        IopsTimer     *timer)
+iops_timer_heap_push (IopsTimerHeap       *heap,
+                      const IopsTimerNode *node)
 {
-  if (iops_timer_is_queued (timer))
-    {
-      heap_fix (heap, timer->heap_index);
-      return;
-    }
-
-  if (heap->len == heap->allocated)
+  if (G_UNLIKELY (heap->len == heap->allocated))
     {
       heap->allocated = MAX (16, heap->allocated * 2);
-      heap->items = g_renew (IopsTimer *, heap->items, heap->allocated);
+      heap->nodes = g_renew (IopsTimerNode, heap->nodes, heap->allocated);
     }
-  heap_place (heap, heap->len++, timer);
-  sift_up (heap, timer->heap_index);
+  heap->nodes[heap->len++] = *node;
+  sift_up (heap, heap->len - 1);
+}
+
+gboolean
+iops_timer_heap_pop (IopsTimerHeap *heap,
+                     IopsTimerNode *node)
+{
+  if (heap->len == 0)
+    return FALSE;
+  *node = heap->nodes[0];
+  if (--heap->len > 0)
+    {
+      heap->nodes[0] = heap->nodes[heap->len];
+      sift_down (heap, 0);
+    }
+  return TRUE;
 }
 
 void
-iops_timer_heap_remove (IopsTimerHeap *heap,
-                        IopsTimer     *timer)
+iops_timer_heap_filter (IopsTimerHeap     *heap,
+                        IopsTimerNodeFunc  keep,
+                        IopsTimerNodeFunc  drop,
+                        gpointer           data)
 {
-  guint index = timer->heap_index;
-  IopsTimer *last;
+  guint kept = 0;
 
-  g_assert (index < heap->len && heap->items[index] == timer);
-
-  timer->heap_index = IOPS_TIMER_NOT_QUEUED;
-  last = heap->items[--heap->len];
-  if (last == timer)
-    return;
-  heap_place (heap, index, last);
-  heap_fix (heap, index);
+  for (guint i = 0; i < heap->len; i++)
+    {
+      if (keep (&heap->nodes[i], data))
+        heap->nodes[kept++] = heap->nodes[i];
+      else
+        drop (&heap->nodes[i], data);
+    }
+  heap->len = kept;
+  /* Floyd: sift down every parent, the last one first. */
+  for (guint i = kept / ARITY + 1; i-- > 0;)
+    if (i < kept)
+      sift_down (heap, i);
 }
 
 void
 iops_timer_heap_clear (IopsTimerHeap *heap)
 {
-  for (guint i = 0; i < heap->len; i++)
-    heap->items[i]->heap_index = IOPS_TIMER_NOT_QUEUED;
-  g_clear_pointer (&heap->items, g_free);
+  g_clear_pointer (&heap->nodes, g_free);
   heap->len = heap->allocated = 0;
 }

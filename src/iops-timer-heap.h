@@ -1,53 +1,54 @@
-/* iops-timer-heap.h — armed timers ordered by deadline, then by arm order
+/* iops-timer-heap.h — deadlines in a 4-ary min-heap of inline nodes
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Each node holds its deadline and sequence next to the pointer it orders,
+ * so sifting compares neighbouring memory, four children to a cache line
+ * or two, and never follows a pointer. Nodes only enter at the bottom and
+ * leave at the top (or all at once, through iops_timer_heap_filter()): a
+ * cancelled timer's node stays until it surfaces, so nothing outside the
+ * heap tracks where a node is.
  */
 #pragma once
 
-#include "iops-glib-iops-private.h"
+#include <glib.h>
 
 G_BEGIN_DECLS
 
-#define IOPS_TIMER_NOT_QUEUED G_MAXUINT
-
-struct _IopsTimer
+typedef struct
 {
-  IopsTimer      *prev, *next;  /* the owner's list of registrations */
-  IopsGLibIOPS   *owner;
-  IopsTimerEvent *event;        /* strong reference while armed */
-  gint64          deadline;     /* monotonic µs */
-  guint64         seq;          /* order of the latest WATCH, breaks ties */
-  IopsTimerHeap  *heap;         /* the queue it is armed in, or NULL */
-  guint           heap_index;   /* IOPS_TIMER_NOT_QUEUED when disarmed */
-};
+  gint64   deadline;  /* monotonic µs */
+  guint64  seq;       /* breaks ties: the order of the WATCHes */
+  gpointer item;
+} IopsTimerNode;
 
-/* The armed timers of one source priority. */
-struct _IopsTimerHeap
+typedef struct
 {
-  int         priority;
-  guint       firing;     /* running fire_timers() loops over it */
-  IopsTimer **items;
-  guint       len;
-  guint       allocated;
-};
+  IopsTimerNode *nodes;
+  guint          len;
+  guint          allocated;
+} IopsTimerHeap;
 
-void       iops_timer_heap_clear  (IopsTimerHeap *heap);
-/* Queues @timer, or moves it if it is queued in @heap already. */
-void       iops_timer_heap_insert (IopsTimerHeap *heap,
-                                   IopsTimer     *timer);
-void       iops_timer_heap_remove (IopsTimerHeap *heap,
-                                   IopsTimer     *timer);
+void     iops_timer_heap_clear  (IopsTimerHeap       *heap);
+void     iops_timer_heap_push   (IopsTimerHeap       *heap,
+                                 const IopsTimerNode *node);
+/* Removes the first node into *@node; FALSE when the heap is empty. */
+gboolean iops_timer_heap_pop    (IopsTimerHeap       *heap,
+                                 IopsTimerNode       *node);
 
-static inline IopsTimer *
+/* Keeps the nodes @keep accepts, hands the others to @drop, and restores
+ * the order: O(n). */
+typedef gboolean (*IopsTimerNodeFunc) (const IopsTimerNode *node,
+                                       gpointer             data);
+void     iops_timer_heap_filter (IopsTimerHeap       *heap,
+                                 IopsTimerNodeFunc    keep,
+                                 IopsTimerNodeFunc    drop,
+                                 gpointer             data);
+
+static inline const IopsTimerNode *
 iops_timer_heap_peek (const IopsTimerHeap *heap)
 {
-  return heap->len > 0 ? heap->items[0] : NULL;
-}
-
-static inline gboolean
-iops_timer_is_queued (const IopsTimer *timer)
-{
-  return timer->heap_index != IOPS_TIMER_NOT_QUEUED;
+  return heap->len > 0 ? &heap->nodes[0] : NULL;
 }
 
 G_END_DECLS
