@@ -80,10 +80,11 @@ struct _Client
   gboolean          subscribed;
   gboolean          done;
   gboolean          failed;
-  /* What the driver does when the last message came back (from the
-   * callback) and once subscribed. */
-  void            (*on_done)       (Client *client);
-  void            (*on_subscribed) (Client *client);
+  /* What the driver does once subscribed, when the last message came
+   * back, and once disconnected after that (from the callbacks). */
+  void            (*on_subscribed)   (Client *client);
+  void            (*on_done)         (Client *client);
+  void            (*on_disconnected) (Client *client);
   gpointer          driver;
 };
 
@@ -156,6 +157,8 @@ on_disconnect (struct mosquitto *mosq,
 
   if (!client->done)
     fail ("disconnected after %d round trips: %s", client->received, mosquitto_strerror (rc));
+  if (client->on_disconnected != NULL)
+    client->on_disconnected (client);
 }
 
 static void
@@ -268,13 +271,14 @@ idle_clear (Idle     *idle,
 static void
 bridge_done (Client *client)
 {
-  /* From the callback: the bridge writes the DISCONNECT, libmosquitto
-   * closes the socket, and with nothing armed start_watching returns. */
+  /* From the callback: the bridge writes the DISCONNECT and libmosquitto
+   * closes the socket. */
   mosquitto_disconnect (client->mosq);
 }
 
+/* Ends start_watching(), which idle fds keep running. */
 static void
-bridge_subscribed (Client *client)
+bridge_stop (Client *client)
 {
   iops_iops_stop_watching (client->driver);
 }
@@ -306,8 +310,9 @@ run_bridge (guint16     port,
   g_source_attach (deadline, context);
   idle_watch (&idle, iops, n_idle);
   client_init (&client, opt_count);
+  client.on_subscribed = bridge_stop;
   client.on_done = bridge_done;
-  client.on_subscribed = bridge_subscribed;
+  client.on_disconnected = bridge_stop;
   client.driver = iops;
 
   client_connect (&client, port);
@@ -318,7 +323,7 @@ run_bridge (guint16     port,
 
   client_start (&client);
   iops_mosquitto_update (bridge);     /* published outside a callback */
-  iops_iops_start_watching (iops);    /* until disconnected: nothing armed */
+  iops_iops_start_watching (iops);    /* until disconnected */
   if (!client.done)
     fail ("the loop returned after %d round trips", client.received);
   rate = client_rate (&client);

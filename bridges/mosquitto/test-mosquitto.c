@@ -568,6 +568,32 @@ test_refused (Fixture       *f,
   peer_free (peer);
 }
 
+/* mosquitto_disconnect() from outside any callback, and no update: the
+ * client closes its socket and runs its disconnect callback at once, from
+ * inside that call. The bridge's watch is left on a closed fd, which an
+ * IOPS may report (poll() says POLLNVAL) or not (epoll forgets it); either
+ * way the bridge must not call libmosquitto for it — that would run the
+ * disconnect callback again — and goes quiet by its next tick at the
+ * latest. */
+static void
+test_disconnect_outside (Fixture       *f,
+                         gconstpointer  data)
+{
+  Peer *peer = peer_new (f);
+
+  peer->on_connect = subscribe_on_connect;
+  peer_connect (peer, f->iops, f->broker->port, KEEPALIVE_S);
+  g_assert_true (iterate_until (f, peer_subscribed, peer, TEST_DEADLINE_MS));
+
+  g_assert_cmpint (mosquitto_disconnect (peer->mosq), ==, MOSQ_ERR_SUCCESS);
+  g_assert_cmpuint (peer->n_disconnect, ==, 1);
+  g_assert_true (run_until_quiet (f, f->iops, TEST_DEADLINE_MS));
+  g_assert_cmpuint (peer->n_disconnect, ==, 1);
+  g_assert_cmpint (peer->disconnect_rc, ==, MOSQ_ERR_SUCCESS);
+  assert_quiet (f);
+  peer_free (peer);
+}
+
 /* -- reconnects: the socket changes ------------------------------------------------ */
 
 typedef struct
@@ -1053,6 +1079,7 @@ main (int    argc,
       add_test ("qos1-in-order", kind, test_qos1_in_order);
       add_test ("server-killed", kind, test_server_killed);
       add_test ("refused", kind, test_refused);
+      add_test ("disconnect-outside", kind, test_disconnect_outside);
       add_test ("reconnect", kind, test_reconnect);
     }
   add_test ("detach-in-callback", KIND_ONESHOT, test_detach_in_callback);
