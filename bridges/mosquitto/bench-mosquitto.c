@@ -2,7 +2,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- *   iops-bench-mosquitto [--reps N] [--smoke] [--count N] [--idle N]
+ *   iops-bench-mosquitto [--reps N] [--smoke] [--count N] [--idle N] [--burst N]
  *
  * Starts its own mosquitto broker on 127.0.0.1. One client subscribes to a
  * topic and publishes QoS 1 messages to it, one at a time: each message is
@@ -16,7 +16,16 @@
  *    (mosquitto_loop_start()).
  *
  * and, with --idle N watched fds that never become ready on the same IOPS,
- * the bridge on epoll again. Every system of every workload runs once per
+ * the bridge on epoll again.
+ *
+ * A second workload measures the pitfall of publishing from outside any
+ * callback: --burst QoS 0 messages of 16 KiB published in one go from the
+ * application's code, more than the socket takes at once. The time until
+ * libmosquitto reports the last one written, with iops_mosquitto_update()
+ * after the burst, without it (the bridge's once-a-second tick finds the
+ * rest), and on the loop thread.
+ *
+ * Every system of every workload runs once per
  * repetition, interleaved, in reverse order every other repetition; each
  * run is a fresh connection, and only the round trips are timed. Every
  * message is checked (its index, in order). Prints the JSON lines of
@@ -35,13 +44,16 @@
 #include "iops-mosquitto.h"
 
 #define TOPIC        "iops/bench/rtt"
+#define BURST_TOPIC  "iops/bench/burst"   /* nobody subscribes */
 #define PAYLOAD_SIZE 32
+#define BURST_SIZE   16384
 #define DEADLINE_S   120
 
 static int      opt_reps = 7;
 static gboolean opt_smoke;
 static int      opt_count = 20000;
 static int      opt_idle = 10000;
+static int      opt_burst = 2000;
 
 G_GNUC_NORETURN G_GNUC_PRINTF (1, 2) static void
 fail (const char *format,
@@ -73,8 +85,11 @@ typedef struct _Client Client;
 struct _Client
 {
   struct mosquitto *mosq;
-  int               count;       /* round trips to make */
+  int               count;       /* round trips to make, or messages to burst */
+  gboolean          burst;
   int               received;
+  int               written;     /* burst messages libmosquitto wrote */
+  int               written_at_once;  /* ... by the time the burst's publishes returned */
   gint64            started_ns;
   gint64            finished_ns;
   gboolean          subscribed;
@@ -148,6 +163,21 @@ on_message (struct mosquitto               *mosq,
   client->on_done (client);
 }
 
+/* For QoS 0, libmosquitto calls this once it wrote the whole message. */
+static void
+on_publish (struct mosquitto *mosq,
+            void             *data,
+            int               mid)
+{
+  Client *client = data;
+
+  if (!client->burst || ++client->written < client->count)
+    return;
+  client->finished_ns = now_ns ();
+  client->done = TRUE;
+  client->on_done (client);
+}
+
 static void
 on_disconnect (struct mosquitto *mosq,
                void             *data,
@@ -156,23 +186,26 @@ on_disconnect (struct mosquitto *mosq,
   Client *client = data;
 
   if (!client->done)
-    fail ("disconnected after %d round trips: %s", client->received, mosquitto_strerror (rc));
+    fail ("disconnected after %d round trips, %d written: %s",
+          client->received, client->written, mosquitto_strerror (rc));
   if (client->on_disconnected != NULL)
     client->on_disconnected (client);
 }
 
 static void
-client_init (Client *client,
-             int     count)
+client_init (Client   *client,
+             gboolean  burst)
 {
   memset (client, 0, sizeof *client);
-  client->count = count;
+  client->burst = burst;
+  client->count = burst ? opt_burst : opt_count;
   client->mosq = mosquitto_new (NULL, true, client);
   if (client->mosq == NULL)
     fail ("mosquitto_new: %s", g_strerror (errno));
   mosquitto_connect_callback_set (client->mosq, on_connect);
   mosquitto_subscribe_callback_set (client->mosq, on_subscribe);
   mosquitto_message_callback_set (client->mosq, on_message);
+  mosquitto_publish_callback_set (client->mosq, on_publish);
   mosquitto_disconnect_callback_set (client->mosq, on_disconnect);
 }
 
@@ -186,16 +219,33 @@ client_connect (Client  *client,
     fail ("mosquitto_connect_async: %s", mosquitto_strerror (rc));
 }
 
+/* From the application's code, outside any callback. */
 static void
 client_start (Client *client)
 {
+  static guint8 bulk[BURST_SIZE];
+  int rc;
+
   client->started_ns = now_ns ();
-  client_publish (client, 0);
+  if (!client->burst)
+    {
+      client_publish (client, 0);
+      return;
+    }
+  for (int i = 0; i < client->count; i++)
+    if ((rc = mosquitto_publish (client->mosq, NULL, BURST_TOPIC, BURST_SIZE, bulk, 0,
+                                 false)) != MOSQ_ERR_SUCCESS)
+      fail ("mosquitto_publish: %s", mosquitto_strerror (rc));
+  client->written_at_once = client->written;
 }
+
+/* Of the latest run, for the record. */
+static int last_written_at_once;
 
 static double
 client_rate (Client *client)
 {
+  last_written_at_once = client->written_at_once;
   if (client->failed)
     fail ("a message was lost or out of order");
   return client->count / ((client->finished_ns - client->started_ns) / 1e9);
@@ -289,16 +339,26 @@ deadline_passed (gpointer data)
   fail ("no progress for %d s", DEADLINE_S);
 }
 
+typedef struct
+{
+  const char *workload;
+  const char *system;
+  const char *label;
+  const char *backend;   /* NULL: the thread */
+  gboolean    persistent;
+  gboolean    idle;
+  gboolean    burst;
+  gboolean    update;    /* iops_mosquitto_update() after the first publishes */
+} Cell;
+
 static double
-run_bridge (guint16     port,
-            const char *backend,
-            gboolean    persistent,
-            int         n_idle)
+run_bridge (const Cell *cell,
+            guint16     port)
 {
   GMainContext *context = g_main_context_new ();
   g_autoptr(IopsGLibIOPS) glib_iops = g_object_new (IOPS_TYPE_GLIB_IOPS, "context", context,
-                                                    "backend", backend,
-                                                    "persistent", persistent, NULL);
+                                                    "backend", cell->backend,
+                                                    "persistent", cell->persistent, NULL);
   IopsIOPS *iops = IOPS_IOPS (glib_iops);
   GSource *deadline = g_timeout_source_new_seconds (DEADLINE_S);
   Idle idle = { 0 };
@@ -308,8 +368,8 @@ run_bridge (guint16     port,
 
   g_source_set_callback (deadline, deadline_passed, NULL, NULL);
   g_source_attach (deadline, context);
-  idle_watch (&idle, iops, n_idle);
-  client_init (&client, opt_count);
+  idle_watch (&idle, iops, cell->idle ? opt_idle : 0);
+  client_init (&client, cell->burst);
   client.on_subscribed = bridge_stop;
   client.on_done = bridge_done;
   client.on_disconnected = bridge_stop;
@@ -322,7 +382,8 @@ run_bridge (guint16     port,
     fail ("not subscribed");
 
   client_start (&client);
-  iops_mosquitto_update (bridge);     /* published outside a callback */
+  if (cell->update)
+    iops_mosquitto_update (bridge);   /* published outside a callback */
   iops_iops_start_watching (iops);    /* until disconnected */
   if (!client.done)
     fail ("the loop returned after %d round trips", client.received);
@@ -372,7 +433,8 @@ thread_wait (Client         *client,
 }
 
 static double
-run_thread (guint16 port)
+run_thread (const Cell *cell,
+            guint16     port)
 {
   ThreadDriver driver;
   Client client;
@@ -381,7 +443,7 @@ run_thread (guint16 port)
 
   g_mutex_init (&driver.lock);
   g_cond_init (&driver.changed);
-  client_init (&client, opt_count);
+  client_init (&client, cell->burst);
   client.on_done = thread_signal;
   client.on_subscribed = thread_signal;
   client.driver = &driver;
@@ -410,22 +472,15 @@ run_thread (guint16 port)
 
 /* -- the matrix ---------------------------------------------------------------------------- */
 
-typedef struct
-{
-  const char *workload;
-  const char *system;
-  const char *label;
-  const char *backend;   /* NULL: the thread */
-  gboolean    persistent;
-  gboolean    idle;
-} Cell;
-
 static const Cell cells[] = {
-  { "rtt qos1", "bridge-epoll", "bridge, IopsGLibIOPS epoll, one-shot", "epoll", FALSE, FALSE },
-  { "rtt qos1", "bridge-epoll-persistent", "bridge, IopsGLibIOPS epoll, persistent", "epoll", TRUE, FALSE },
-  { "rtt qos1", "bridge-gsource", "bridge, IopsGLibIOPS gsource, one-shot", "gsource", FALSE, FALSE },
-  { "rtt qos1", "loop-thread", "mosquitto_loop_start() thread", NULL, FALSE, FALSE },
-  { "rtt qos1 idle", "bridge-epoll", "bridge, IopsGLibIOPS epoll, one-shot", "epoll", FALSE, TRUE },
+  { "rtt qos1", "bridge-epoll", "bridge, IopsGLibIOPS epoll, one-shot", "epoll", FALSE, FALSE, FALSE, TRUE },
+  { "rtt qos1", "bridge-epoll-persistent", "bridge, IopsGLibIOPS epoll, persistent", "epoll", TRUE, FALSE, FALSE, TRUE },
+  { "rtt qos1", "bridge-gsource", "bridge, IopsGLibIOPS gsource, one-shot", "gsource", FALSE, FALSE, FALSE, TRUE },
+  { "rtt qos1", "loop-thread", "mosquitto_loop_start() thread", NULL, FALSE, FALSE, FALSE, FALSE },
+  { "rtt qos1 idle", "bridge-epoll", "bridge, IopsGLibIOPS epoll, one-shot", "epoll", FALSE, TRUE, FALSE, TRUE },
+  { "burst qos0", "bridge-epoll", "bridge, IopsGLibIOPS epoll, one-shot", "epoll", FALSE, FALSE, TRUE, TRUE },
+  { "burst qos0", "bridge-epoll-no-update", "bridge, epoll, without iops_mosquitto_update()", "epoll", FALSE, FALSE, TRUE, FALSE },
+  { "burst qos0", "loop-thread", "mosquitto_loop_start() thread", NULL, FALSE, FALSE, TRUE, FALSE },
 };
 
 static void
@@ -433,16 +488,18 @@ run_cell (const Cell *cell,
           guint16     port,
           int         rep)
 {
-  double rate = cell->backend == NULL
-                ? run_thread (port)
-                : run_bridge (port, cell->backend, cell->persistent, cell->idle ? opt_idle : 0);
+  double rate = cell->backend == NULL ? run_thread (cell, port) : run_bridge (cell, port);
   g_autofree char *workload = cell->idle
                               ? g_strdup_printf ("%s=%d", cell->workload, opt_idle)
                               : g_strdup (cell->workload);
 
   printf ("{\"workload\": \"%s\", \"system\": \"%s\", \"label\": \"%s\", \"rep\": %d, "
-          "\"rate\": %.1f, \"unit\": \"round trips/s\", \"count\": %d}\n",
-          workload, cell->system, cell->label, rep, rate, opt_count);
+          "\"rate\": %.1f, \"unit\": \"%s\", \"count\": %d",
+          workload, cell->system, cell->label, rep, rate,
+          cell->burst ? "messages/s" : "round trips/s", cell->burst ? opt_burst : opt_count);
+  if (cell->burst)
+    printf (", \"written_at_once\": %d", last_written_at_once);
+  printf ("}\n");
   fflush (stdout);
 }
 
@@ -467,6 +524,7 @@ main (int    argc,
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &opt_smoke, "Tiny counts, one repetition: a check", NULL },
     { "count", 0, 0, G_OPTION_ARG_INT, &opt_count, "Round trips per run (default 20000)", "N" },
     { "idle", 0, 0, G_OPTION_ARG_INT, &opt_idle, "Idle watched fds (default 10000)", "N" },
+    { "burst", 0, 0, G_OPTION_ARG_INT, &opt_burst, "16 KiB messages per burst (default 2000)", "N" },
     { NULL }
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- QoS 1 round trips through mosquitto");
@@ -481,9 +539,10 @@ main (int    argc,
       opt_reps = 1;
       opt_count = 200;
       opt_idle = 200;
+      opt_burst = 20;
     }
-  if (opt_reps < 1 || opt_count < 1 || opt_idle < 0)
-    fail ("--reps and --count must be at least 1, --idle at least 0");
+  if (opt_reps < 1 || opt_count < 1 || opt_burst < 1 || opt_idle < 0)
+    fail ("--reps, --count and --burst must be at least 1, --idle at least 0");
   need_fds (opt_idle + opt_idle % 2 + 64);
 
   mosquitto_lib_init ();
