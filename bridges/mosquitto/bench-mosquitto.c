@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  *   iops-bench-mosquitto [--reps N] [--smoke] [--count N] [--idle N] [--burst N]
+ *                        [--workload NAME]
  *
  * Starts its own mosquitto broker on 127.0.0.1. One client subscribes to a
  * topic and publishes QoS 1 messages to it, one at a time: each message is
@@ -54,6 +55,7 @@ static gboolean opt_smoke;
 static int      opt_count = 20000;
 static int      opt_idle = 10000;
 static int      opt_burst = 2000;
+static char    *opt_workload;
 
 G_GNUC_NORETURN G_GNUC_PRINTF (1, 2) static void
 fail (const char *format,
@@ -525,6 +527,7 @@ main (int    argc,
     { "count", 0, 0, G_OPTION_ARG_INT, &opt_count, "Round trips per run (default 20000)", "N" },
     { "idle", 0, 0, G_OPTION_ARG_INT, &opt_idle, "Idle watched fds (default 10000)", "N" },
     { "burst", 0, 0, G_OPTION_ARG_INT, &opt_burst, "16 KiB messages per burst (default 2000)", "N" },
+    { "workload", 0, 0, G_OPTION_ARG_STRING, &opt_workload, "Only the workloads named so (e.g. \"rtt qos1 idle\")", "NAME" },
     { NULL }
   };
   g_autoptr(GOptionContext) options = g_option_context_new ("- QoS 1 round trips through mosquitto");
@@ -553,8 +556,14 @@ main (int    argc,
   print_targets ();
   for (int rep = 0; rep < opt_reps; rep++)
     for (guint i = 0; i < G_N_ELEMENTS (cells); i++)
-      run_cell (&cells[rep % 2 ? G_N_ELEMENTS (cells) - 1 - i : i], broker->port, rep);
+      {
+        const Cell *cell = &cells[rep % 2 ? G_N_ELEMENTS (cells) - 1 - i : i];
+
+        if (opt_workload == NULL || g_str_equal (opt_workload, cell->workload))
+          run_cell (cell, broker->port, rep);
+      }
 
   mosquitto_lib_cleanup ();
+  g_free (opt_workload);
   return 0;
 }
