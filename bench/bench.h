@@ -82,6 +82,7 @@ extern const BenchSystem bench_sys_iops_persistent;
 extern const BenchSystem bench_sys_gsource;
 extern const BenchSystem bench_sys_fdadd;
 extern const BenchSystem bench_sys_libev;
+extern const BenchSystem bench_sys_libev_cached;
 extern const BenchSystem bench_sys_libevent;
 extern const BenchSystem bench_sys_libuv;
 extern const BenchSystem bench_sys_verto;

@@ -45,6 +45,7 @@ static const BenchSystem *const all_systems[] = {
 #endif
 #ifdef HAVE_LIBEV
   &bench_sys_libev,
+  &bench_sys_libev_cached,
 #endif
 #ifdef HAVE_LIBEVENT
   &bench_sys_libevent,

@@ -13,10 +13,11 @@
 #include "iops-timer-heap.h"
 #include "iops-timer-queue.h"
 
-/* Stale nodes are dropped in one pass once they outnumber the live ones
- * (and this many): cancelling stays O(1) amortized, and the heap at most
- * about twice the armed timers. */
+/* Stale nodes are dropped in one pass once they are twice as many as the
+ * live ones (and more than STALE_SLACK): cancelling stays O(1) amortized,
+ * and the heap holds at most about three nodes per armed timer. */
 #define STALE_SLACK 32
+#define STALE_RATIO 2
 
 #define TFD_UNKNOWN (-2)  /* what the timerfd is set to is not known */
 
@@ -248,6 +249,6 @@ iops_timer_queue_stale (IopsTimerQueue *self)
 
   self->n_live--;
   n_stale = self->heap.len - self->n_live;
-  if (n_stale > self->n_live && n_stale > STALE_SLACK)
+  if (n_stale > STALE_RATIO * self->n_live && n_stale > STALE_SLACK)
     iops_timer_heap_filter (&self->heap, keep_live, drop_node, NULL);
 }
