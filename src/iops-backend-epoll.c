@@ -58,22 +58,29 @@ typedef enum
   PLACE_INVALID,  /* epoll called the fd invalid: G_IO_NVAL, no poll */
 } Place;
 
+/* Small, and from GSlice: there is one per watched fd, idle ones included,
+ * and a slice has no malloc header. */
 struct _EpollWatch
 {
-  IopsWatch       *watch;         /* the core's registration */
-  EpollBackend    *backend;
-  guint            slot;          /* in backend->table */
-  guint32          ident;         /* tells it from a later watch in its slot */
-  Lane            *lane;          /* where it is placed, NULL for PLACE_NONE */
-  Place            place;
-  int              fd;            /* of the latest WATCH */
-  guint32          mask;          /* EPOLLIN|EPOLLOUT of the latest WATCH */
-  gboolean         armed;         /* else disarmed or suspended */
-  gboolean         fired;         /* delivered since its latest WATCH */
-  guint64          armed_serial;  /* backend->serial at the latest WATCH */
-  IopsEpollMember  member;        /* PLACE_EPOLL */
-  GPollFD          pfd;           /* PLACE_HOT, PLACE_DIRECT */
-  guint            polled_index;  /* in lane->polled, but for PLACE_EPOLL */
+  IopsWatch *watch;          /* the core's registration */
+  Lane      *lane;           /* where it is placed, NULL for PLACE_NONE */
+  union
+  {
+    IopsEpollMember member;  /* PLACE_EPOLL */
+    struct
+    {
+      GPollFD pfd;           /* PLACE_HOT, PLACE_DIRECT */
+      guint   index;         /* in lane->polled, but for PLACE_EPOLL */
+    } polled;
+  };
+  guint32    armed_serial;   /* backend->serial at the latest WATCH */
+  guint      slot;           /* in backend->table */
+  guint32    ident;          /* tells it from a later watch in its slot */
+  int        fd;             /* of the latest WATCH */
+  guint8     place;          /* Place */
+  guint8     mask;           /* EPOLLIN|EPOLLOUT of the latest WATCH */
+  guint8     armed;          /* else disarmed or suspended */
+  guint8     fired;          /* delivered since its latest WATCH */
 };
 
 /* A delivery collected by a dispatch: a handle, checked before it is made. */
@@ -82,7 +89,7 @@ typedef struct
   guint        slot;
   guint32      ident;
   GIOCondition revents;
-  guint64      limit;   /* made only if the watch was armed before this */
+  guint32      limit;   /* made only if the watch was armed before this */
 } Ready;
 
 struct _Lane
@@ -97,7 +104,7 @@ struct _Lane
   guint         n_invalid;    /* of them, PLACE_INVALID ones */
   guint         n_watches;    /* placed in this lane */
   gboolean      rebuild;      /* a stale registration woke us */
-  guint64       check_serial;
+  guint32       check_serial;
   Ready        *ready;        /* what the outermost dispatch collects */
   guint         ready_allocated;
   guint         dispatching;  /* dispatches running, nested ones too */
@@ -112,7 +119,8 @@ struct _EpollBackend
   GPtrArray    *table;       /* EpollWatch * by slot, NULL when free */
   GArray       *free_slots;
   guint32       next_ident;
-  guint64       serial;      /* bumped at every poll and collection */
+  guint32       serial;      /* bumped at every poll and collection; compared
+                              * with serial_before(), so it may wrap */
   guint         n_hot;
   gboolean      disposing;   /* no per-watch epoll_ctl any more */
 };
@@ -138,6 +146,15 @@ wanted (EpollWatch *w)
 }
 
 static void lane_release_if_unused (Lane *lane);
+
+/* Whether serial @a came before @b: they are never far apart, so this
+ * holds across a wrap of the counter. */
+static inline gboolean
+serial_before (guint32 a,
+               guint32 b)
+{
+  return (gint32) (a - b) < 0;
+}
 
 /* -- places --------------------------------------------------------------- */
 
@@ -169,7 +186,7 @@ static void
 polled_add (Lane       *lane,
             EpollWatch *w)
 {
-  w->polled_index = lane->polled->len;
+  w->polled.index = lane->polled->len;
   g_ptr_array_add (lane->polled, w);
 }
 
@@ -179,8 +196,8 @@ polled_remove (Lane       *lane,
 {
   EpollWatch *last = g_ptr_array_index (lane->polled, lane->polled->len - 1);
 
-  g_ptr_array_index (lane->polled, w->polled_index) = last;
-  last->polled_index = w->polled_index;
+  g_ptr_array_index (lane->polled, w->polled.index) = last;
+  last->polled.index = w->polled.index;
   g_ptr_array_set_size (lane->polled, lane->polled->len - 1);
 }
 
@@ -194,15 +211,15 @@ leave_place (EpollWatch *w)
     case PLACE_NONE:
       return;
     case PLACE_EPOLL:
-      iops_epoll_set_remove (lane->set, &w->member, !w->backend->disposing);
+      iops_epoll_set_remove (lane->set, &w->member, !lane->backend->disposing);
       lane_sync_set_poll (lane);
       break;
     case PLACE_HOT:
-      w->backend->n_hot--;
+      lane->backend->n_hot--;
       G_GNUC_FALLTHROUGH;
     case PLACE_DIRECT:
-      g_source_remove_poll (&lane->source, &w->pfd);
-      w->pfd.revents = 0;  /* GLib no longer updates it */
+      g_source_remove_poll (&lane->source, &w->polled.pfd);
+      w->polled.pfd.revents = 0;  /* GLib no longer updates it */
       polled_remove (lane, w);
       break;
     case PLACE_INVALID:
@@ -227,11 +244,11 @@ enter_polled (EpollWatch *w,
       return;
     }
   if (place == PLACE_HOT)
-    w->backend->n_hot++;
-  w->pfd.fd = w->fd;
-  w->pfd.events = wanted (w);
-  w->pfd.revents = 0;
-  g_source_add_poll (&w->lane->source, &w->pfd);
+    w->lane->backend->n_hot++;
+  w->polled.pfd.fd = w->fd;
+  w->polled.pfd.events = wanted (w);
+  w->polled.pfd.revents = 0;
+  g_source_add_poll (&w->lane->source, &w->polled.pfd);
 }
 
 /* Cold: into the epoll set, or polled directly when epoll refuses. Makes
@@ -361,7 +378,7 @@ lane_check (GSource *source)
     return TRUE;
   /* With g_source_add_poll() GLib leaves it to us to see what polled. */
   for (guint i = 0; i < n_polled; i++)
-    if (polled[i]->pfd.revents != 0)
+    if (polled[i]->polled.pfd.revents != 0)
       return TRUE;
   return FALSE;
 }
@@ -369,7 +386,7 @@ lane_check (GSource *source)
 static inline Ready
 ready_entry (EpollWatch   *w,
              GIOCondition  revents,
-             guint64       limit)
+             guint32       limit)
 {
   return (Ready) { w->slot, w->ident, revents, limit };
 }
@@ -384,7 +401,7 @@ collect_epoll (Lane  *lane,
 {
   EpollBackend *b = lane->backend;
   IopsEpollEvent events[MAX_EVENTS];
-  guint64 limit = ++b->serial;
+  guint32 limit = ++b->serial;
   guint k = iops_epoll_set_wait (lane->set, events, MAX_EVENTS);
 
   for (guint i = 0; i < k; i++)
@@ -428,7 +445,7 @@ collect_polled (Lane  *lane,
   for (guint i = 0; i < n_polled; i++)
     {
       EpollWatch *w = polled[i];
-      GIOCondition revents = w->place == PLACE_INVALID ? G_IO_NVAL : w->pfd.revents;
+      GIOCondition revents = w->place == PLACE_INVALID ? G_IO_NVAL : w->polled.pfd.revents;
 
       if (revents != 0)
         ready[n++] = ready_entry (w, revents, lane->check_serial);
@@ -459,7 +476,7 @@ deliver (EpollBackend *b,
 {
   EpollWatch *w = r->slot < b->table->len ? g_ptr_array_index (b->table, r->slot) : NULL;
 
-  if (w == NULL || w->ident != r->ident || w->armed_serial >= r->limit)
+  if (w == NULL || w->ident != r->ident || !serial_before (w->armed_serial, r->limit))
     return;  /* cleaned up, or armed again after the poll: the next one tells */
   if (!w->armed)
     {
@@ -576,13 +593,11 @@ epoll_watch_new (IopsBackend *backend,
                  IopsWatch   *watch)
 {
   EpollBackend *b = (EpollBackend *) backend;
-  EpollWatch *w = g_new0 (EpollWatch, 1);
+  EpollWatch *w = g_slice_new0 (EpollWatch);
 
   w->watch = watch;
-  w->backend = b;
   w->ident = ++b->next_ident;
   w->fd = -1;
-  w->member.fd = -1;
   if (b->free_slots->len > 0)
     {
       w->slot = g_array_index (b->free_slots, guint, b->free_slots->len - 1);
@@ -607,7 +622,7 @@ epoll_watch_free (IopsBackend *backend,
   watch_move (w, NULL, PLACE_NONE);
   g_ptr_array_index (b->table, w->slot) = NULL;
   g_array_append_val (b->free_slots, w->slot);
-  g_free (w);
+  g_slice_free (EpollWatch, w);
 }
 
 /* Any arm but the re-arm of a polled watch: a first one, a cold one,
@@ -633,7 +648,7 @@ watch_arm_slow (EpollBackend *b,
      * file with the same number): register it afresh. */
     watch_move (w, lane, PLACE_EPOLL);
   else
-    w->pfd.events = wanted (w);
+    w->polled.pfd.events = wanted (w);
 }
 
 static void
@@ -659,7 +674,7 @@ epoll_watch_arm (IopsBackend    *backend,
   if (G_LIKELY (w->lane == lane && w->fd == fd &&
                 (w->place == PLACE_HOT || w->place == PLACE_DIRECT)))
     {
-      w->pfd.events = mask_to_condition (w->mask);
+      w->polled.pfd.events = mask_to_condition (w->mask);
       w->fired = FALSE;
       return;
     }
@@ -675,7 +690,7 @@ watch_stop (EpollWatch *w)
 {
   w->armed = FALSE;
   if (w->place == PLACE_HOT || w->place == PLACE_DIRECT)
-    w->pfd.events = 0;
+    w->polled.pfd.events = 0;
   else if (w->place == PLACE_INVALID)
     watch_move (w, NULL, PLACE_NONE);  /* no poll would ever clear it */
 }

@@ -15,7 +15,8 @@ struct _IopsEpollSet
 {
   int               epfd;      /* -1 while fds ran out */
   GPtrArray        *members;   /* IopsEpollMember *, in the set */
-  GPtrArray        *by_fd;     /* IopsEpollMember * that registered each number */
+  GArray           *by_fd;     /* guint: 1 + the member index in members that
+                                * registered each number, 0 for none */
   guint32           next_gen;
   IopsEpollEvicted  evicted;
   gpointer          evicted_data;
@@ -38,7 +39,7 @@ iops_epoll_set_new (IopsEpollEvicted evicted,
 
   self->epfd = epoll_create1 (EPOLL_CLOEXEC);
   self->members = g_ptr_array_new ();
-  self->by_fd = g_ptr_array_new ();
+  self->by_fd = g_array_new (FALSE, TRUE, sizeof (guint));
   self->next_gen = 1;
   self->evicted = evicted;
   self->evicted_data = data;
@@ -51,7 +52,7 @@ iops_epoll_set_free (IopsEpollSet *self)
   if (self->epfd >= 0)
     close (self->epfd);
   g_ptr_array_unref (self->members);
-  g_ptr_array_unref (self->by_fd);
+  g_array_unref (self->by_fd);
   g_free (self);
 }
 
@@ -79,17 +80,25 @@ static inline IopsEpollMember *
 owner_of (IopsEpollSet *self,
           int           fd)
 {
-  return (guint) fd < self->by_fd->len ? g_ptr_array_index (self->by_fd, fd) : NULL;
+  guint entry = (guint) fd < self->by_fd->len ? g_array_index (self->by_fd, guint, fd) : 0;
+  IopsEpollMember *member;
+
+  if (entry == 0 || entry > self->members->len)
+    return NULL;
+  member = g_ptr_array_index (self->members, entry - 1);
+  return member->fd == fd ? member : NULL;
 }
 
+/* Indices, not pointers: half the size, as it is as long as the highest fd
+ * number. Grows by a quarter for the same reason. */
 static void
 set_owner (IopsEpollSet    *self,
            int              fd,
            IopsEpollMember *member)
 {
   if ((guint) fd >= self->by_fd->len)
-    g_ptr_array_set_size (self->by_fd, MAX ((guint) fd + 1, self->by_fd->len * 2));
-  g_ptr_array_index (self->by_fd, fd) = member;
+    g_array_set_size (self->by_fd, MAX ((guint) fd + 1, self->by_fd->len + self->by_fd->len / 4));
+  g_array_index (self->by_fd, guint, fd) = member != NULL ? member->index + 1 : 0;
 }
 
 static void
@@ -99,6 +108,8 @@ members_remove (IopsEpollSet    *self,
   IopsEpollMember *last = g_ptr_array_index (self->members, self->members->len - 1);
 
   g_ptr_array_index (self->members, member->index) = last;
+  if (last != member && owner_of (self, last->fd) == last)
+    g_array_index (self->by_fd, guint, last->fd) = member->index + 1;
   last->index = member->index;
   g_ptr_array_set_size (self->members, self->members->len - 1);
   member->fd = -1;
@@ -217,7 +228,7 @@ iops_epoll_set_rebuild (IopsEpollSet     *self,
     close (self->epfd);
   self->epfd = epoll_create1 (EPOLL_CLOEXEC);
   self->members = g_ptr_array_new ();
-  g_ptr_array_set_size (self->by_fd, 0);
+  g_array_set_size (self->by_fd, 0);
 
   for (guint i = 0; i < members->len; i++)
     {

@@ -92,7 +92,7 @@ static IopsTimer *
 timer_register (IopsTimers     *self,
                 IopsTimerEvent *event)
 {
-  IopsTimer *timer = g_new0 (IopsTimer, 1);
+  IopsTimer *timer = g_slice_new0 (IopsTimer);
 
   timer->set = self;
   timer->event = g_object_ref (event);
@@ -127,7 +127,7 @@ void
 iops_timers_node_gone (IopsTimer *timer)
 {
   if (--timer->n_nodes == 0 && timer->unregistered)
-    g_free (timer);
+    g_slice_free (IopsTimer, timer);
 }
 
 /* Takes @timer out of its queue, if armed: its node stays, stale. */
@@ -162,7 +162,7 @@ timer_unregister (IopsTimers *self,
     timer->next->prev = timer->prev;
   timer->unregistered = TRUE;
   if (timer->n_nodes == 0)
-    g_free (timer);
+    g_slice_free (IopsTimer, timer);
   return event;
 }
 

@@ -29,16 +29,18 @@ struct _IopsWatches
   guint         n_armed;
 };
 
+/* Small, and from GSlice: there is one per watched fd, idle ones included,
+ * and a slice has no malloc header. */
 struct _IopsWatch
 {
-  IopsWatch      *prev, *next;
-  IopsWatches    *set;
-  IopsIOEvent    *event;         /* the registration's reference */
-  gpointer        poll;          /* the backend's state for it */
-  IopsEventFlags  flags;         /* armed for these; 0 when disarmed */
-  gboolean        persistent;    /* the mode of its latest WATCH */
-  guint           delivering;    /* its callbacks running, nested ones too */
-  gboolean        unregistered;  /* cleaned up while delivering */
+  IopsWatch   *prev, *next;
+  IopsWatches *set;
+  IopsIOEvent *event;             /* the registration's reference */
+  gpointer     poll;              /* the backend's state for it */
+  guint        flags        : 3;  /* IopsEventFlags armed; 0 when disarmed */
+  guint        persistent   : 1;  /* the mode of its latest WATCH */
+  guint        unregistered : 1;  /* cleaned up while delivering */
+  guint        delivering   : 27; /* its callbacks running, nested ones too */
 };
 
 IopsWatches *
@@ -64,7 +66,7 @@ static IopsWatch *
 watch_register (IopsWatches *self,
                 IopsIOEvent *event)
 {
-  IopsWatch *watch = g_new0 (IopsWatch, 1);
+  IopsWatch *watch = g_slice_new0 (IopsWatch);
 
   watch->set = self;
   watch->event = g_object_ref (event);
@@ -99,7 +101,7 @@ watch_unregister (IopsWatches *self,
   if (watch->delivering > 0)
     watch->unregistered = TRUE;
   else
-    g_free (watch);
+    g_slice_free (IopsWatch, watch);
   return event;
 }
 
@@ -139,7 +141,7 @@ iops_watches_watch (IopsWatches    *self,
   if (watch->flags == 0)
     self->n_armed++;
   watch->flags = flags;
-  watch->persistent = persistent;
+  watch->persistent = !!persistent;
   self->backend->klass->watch_arm (self->backend, watch->poll, fd, flags, priority);
 }
 
@@ -245,7 +247,7 @@ iops_watch_deliver (IopsWatch    *watch,
   if (watch->unregistered)
     {
       if (watch->delivering == 0)
-        g_free (watch);
+        g_slice_free (IopsWatch, watch);
       return FALSE;
     }
   return TRUE;
