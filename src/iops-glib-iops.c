@@ -83,6 +83,18 @@ static GParamSpec *properties[N_PROPS];
 
 /* -- the interface ------------------------------------------------------ */
 
+static void
+watch_fd (IopsGLibIOPS   *self,
+          IopsIOEvent    *event,
+          int             fd,
+          IopsEventFlags  flags)
+{
+  g_return_if_fail (fd >= 0);
+
+  if (self->watches != NULL)  /* else disposed from inside fileno() */
+    iops_watches_watch (self->watches, event, fd, flags, self->priority, self->persistent);
+}
+
 /* Rule 1: fileno() is read first, before any state is looked at: an
  * overridden one (a binding's) may call back into this IOPS — clean up,
  * watch or unref its own event, which is held meanwhile, or dispose us. */
@@ -91,12 +103,9 @@ watch_event (IopsGLibIOPS   *self,
              IopsIOEvent    *event,
              IopsEventFlags  flags)
 {
-  g_autoptr(IopsIOEvent) held = g_object_ref (event);
-  int fd = IOPS_IO_EVENT_GET_CLASS (event)->fileno (event);
-
-  g_return_if_fail (fd >= 0);
-  if (self->watches != NULL)
-    iops_watches_watch (self->watches, event, fd, flags, self->priority, self->persistent);
+  g_object_ref (event);
+  watch_fd (self, event, IOPS_IO_EVENT_GET_CLASS (event)->fileno (event), flags);
+  g_object_unref (event);
 }
 
 static void
