@@ -54,6 +54,14 @@ drop_node (const IopsTimerNode *node,
   return TRUE;
 }
 
+static void
+drop_all (IopsTimerQueue *self)
+{
+  for (guint i = 0; i < self->heap.len; i++)
+    iops_timers_node_gone (self->heap.nodes[i].item);
+  self->heap.len = 0;
+}
+
 /* The first live node, dropping the stale ones above it; NULL if none. */
 static const IopsTimerNode *
 first_live (IopsTimerQueue *self)
@@ -209,10 +217,7 @@ iops_timer_queue_new (IopsTimers   *owner,
 void
 iops_timer_queue_destroy (IopsTimerQueue *self)
 {
-  IopsTimerNode node;
-
-  while (iops_timer_heap_pop (&self->heap, &node))
-    iops_timers_node_gone (node.item);
+  drop_all (self);
   self->n_live = 0;
   g_source_destroy (&self->source);
   g_source_unref (&self->source);
@@ -249,6 +254,11 @@ iops_timer_queue_stale (IopsTimerQueue *self)
 
   self->n_live--;
   n_stale = self->heap.len - self->n_live;
-  if (n_stale > STALE_RATIO * self->n_live && n_stale > STALE_SLACK)
+  if (n_stale <= STALE_SLACK || n_stale <= STALE_RATIO * self->n_live)
+    return;
+  /* With nothing armed any more, no order is left to keep. */
+  if (self->n_live == 0)
+    drop_all (self);
+  else
     iops_timer_heap_filter (&self->heap, keep_live, drop_node, NULL);
 }
