@@ -778,9 +778,13 @@ class TestCtrlC(OverridesTestCase):
 
         def kick(timer):
             if nested:
+                # The signal is sent once the inner level runs (a SIGINT
+                # between two levels stops the outer one only, as with
+                # GLib.MainLoop: the inner one would then run its course).
                 inner = Timer('inner 5 s', record)
                 iops.update_timer(inner, WATCH, 5_000_000)
-                kicked.set()
+                iops.update_timer(Timer('inner kick', [], lambda t: kicked.set()),
+                                  WATCH, 0)
                 iops.start_watching()
                 record.append(('inner level returned', 0, 0))
                 iops.update_timer(inner, CLEANUP, 0)
