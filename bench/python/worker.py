@@ -143,11 +143,15 @@ class PingPong:
 # -- iops-glib -------------------------------------------------------------
 
 def import_iops(want_overrides):
+    if not want_overrides:
+        # Keeps even installed overrides out: PyGObject looks them up with
+        # pkgutil.get_loader(), which answers None for a None module.
+        sys.modules['gi.overrides.Iops'] = None
     import gi
     gi.require_version('GLib', '2.0')
     gi.require_version('Iops', '1.0')
     from gi.repository import GLib, Iops
-    loaded = 'gi.overrides.Iops' in sys.modules
+    loaded = sys.modules.get('gi.overrides.Iops') is not None
     if loaded != want_overrides:
         raise Failure('the Iops overrides are %s, this system needs them %s'
                       % ('loaded' if loaded else 'not loaded',
@@ -226,6 +230,7 @@ class SdkDuck(PingPong):
 
 class SubclassPingPong(PingPong):
     overrides = True
+    persistent = False
 
     def run(self):
         _, Iops = import_iops(self.overrides)
@@ -233,6 +238,7 @@ class SubclassPingPong(PingPong):
         CLEANUP = Iops.EvAction.CLEANUP
         READ = Iops.EventFlags.READ_EVENT
         iops = Iops.GLibIOPS.new(None)
+        iops.props.persistent = self.persistent
         bench = self
 
         class End(Iops.IOEvent):
@@ -245,6 +251,14 @@ class SubclassPingPong(PingPong):
                     iops.update_event(self, WATCH, READ)
                 else:
                     iops.stop_watching()
+
+        class PersistentEnd(End):
+            def do_ready_r(self):
+                if not bench.on_token(self.fd):
+                    iops.stop_watching()
+
+        if self.persistent:
+            End = PersistentEnd  # noqa: N806
 
         class Idle(Iops.IOEvent):
             def do_ready_r(self):
@@ -271,6 +285,12 @@ class IopsSubclass(SubclassPingPong):
 class IopsSubclassBare(SubclassPingPong):
     """The same without the overrides: what they cost this path."""
     overrides = False
+
+
+@system('iops-subclass-persistent')
+class IopsSubclassPersistent(SubclassPingPong):
+    """The subclass on a persistent IOPS: watched once, never re-armed."""
+    persistent = True
 
 
 @system('iops-signal')
@@ -335,8 +355,11 @@ class GLibFdAdd(PingPong):
 
 
 class AsyncioPingPong(PingPong):
-    """add_reader on the pair and the idle fds; readers stay installed, as
-    asyncio code leaves them (the loop's fastest way, no re-arm)."""
+    """add_reader on the pair and the idle fds. One-shot, as the IOPS
+    contract (and an IOPS on asyncio) has it: each delivery removes its
+    reader and adds it again; the persistent variant leaves it installed."""
+
+    persistent = False
 
     def new_loop(self):
         raise NotImplementedError
@@ -345,7 +368,14 @@ class AsyncioPingPong(PingPong):
         loop = self.new_loop()
 
         def on_ready(fd):
-            if not self.on_token(fd):
+            if self.persistent:
+                if not self.on_token(fd):
+                    loop.stop()
+                return
+            loop.remove_reader(fd)
+            if self.on_token(fd):
+                loop.add_reader(fd, on_ready, fd)
+            else:
                 loop.stop()
 
         for sock in self.pair:
@@ -368,6 +398,16 @@ class Uvloop(AsyncioPingPong):
     def new_loop(self):
         import uvloop
         return uvloop.new_event_loop()
+
+
+@system('asyncio-persistent')
+class AsyncioPersistent(Asyncio):
+    persistent = True
+
+
+@system('uvloop-persistent')
+class UvloopPersistent(Uvloop):
+    persistent = True
 
 
 class SelectorsIOPS:
@@ -453,11 +493,18 @@ class Chain:
     def arm_time(self):
         self.armed_at = time.monotonic_ns()
 
+    # Whether firing before the delay is a failure (the IOPS contract) or
+    # just reported (a loop that rounds sub-millisecond delays down).
+    may_fire_early = False
+
+    def early(self):
+        return [s for s in self.samples if s < self.opts.usecs * 1000]
+
     def verify(self):
         if len(self.samples) < 10:
             raise Failure('only %d timer fires measured' % len(self.samples))
-        early = [s for s in self.samples if s < self.opts.usecs * 1000]
-        if early:
+        early = self.early()
+        if early and not self.may_fire_early:
             raise Failure('%d timers fired early (first: %d ns)' % (len(early), early[0]))
 
     def result(self):
@@ -514,6 +561,8 @@ class SubclassTimer(Chain):
 
 
 class AsyncioChain(Chain):
+    may_fire_early = True
+
     def run(self):
         loop = self.new_loop()
         delay = self.opts.usecs / 1e6
@@ -571,7 +620,7 @@ def main():
     if isinstance(bench, Chain):
         mean_us, p99_us = bench.result()
         record.update(value=mean_us, p99_us=p99_us, unit='µs arm-to-fire',
-                      fires=len(bench.samples))
+                      fires=len(bench.samples), early=len(bench.early()))
     else:
         record.update(value=bench.meter.rate(), unit='deliveries/s', idle=opts.idle)
     print(json.dumps(record))

@@ -17,12 +17,13 @@ checkout's python/ folder; meson test does this.
 
 import errno
 import os
+import re
 import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_iops  # noqa: E402  the fixtures and the TAP printer
-from test_iops import GLib, Iops, IopsTestCase  # noqa: E402
+from test_iops import DEADLINE_MS, GLib, Iops, IopsTestCase  # noqa: E402
 
 if 'gi.overrides.Iops' not in sys.modules:
     sys.exit('Bail out! the Iops overrides were not loaded: put the '
@@ -304,9 +305,30 @@ class TestSdkStyleConsumer(IopsTestCase):
         self.assertGreater(consumer.count('update_event'), 1)
         self.assertNotIn('Iops', consumer)
 
+class TestDocExamples(IopsTestCase):
+    """The runnable examples of docs/python.md run and exit cleanly (the
+    GTK one needs a display and is left to the reader)."""
+
+    def test_python_page_examples(self):
+        import subprocess
+        page = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            '..', '..', 'docs', 'python.md')
+        with open(page, encoding='utf-8') as f:
+            blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
+        programs = [b for b in blocks if b.startswith('import') and 'Gtk' not in b
+                    and 'start_watching()' in b]
+        self.assertGreaterEqual(len(programs), 2)
+        for program in programs:
+            proc = subprocess.run([sys.executable, '-c', program], capture_output=True,
+                                  text=True, timeout=DEADLINE_MS / 1000)
+            self.assertEqual((proc.returncode, proc.stderr), (0, ''), program)
+            self.assertTrue(proc.stdout)
+
+
 if __name__ == '__main__':
     loader = test_iops.unittest.TestLoader()
     suite = loader.loadTestsFromTestCase(TestSdkStyleConsumer)
+    suite.addTests(loader.loadTestsFromTestCase(TestDocExamples))
     print('1..%d' % suite.countTestCases())
     print('# backend: %s' % test_iops.BACKEND)
     result = test_iops.TapResult()
