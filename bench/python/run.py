@@ -170,17 +170,21 @@ def run_matrix(opts, cells):
     return results, failures
 
 
-def values(results, cell, system):
-    return [(rep, r['value']) for rep, r in results.get((cell.key, system), []) if 'value' in r]
+def values(results, cell, system, key='value'):
+    """[(rep, measure)] of one system on one cell; @key 'cpu_value' for
+    the rate per CPU second of the ping-pong."""
+    if cell.workload == 'chain':
+        key = 'value'
+    return [(rep, r[key]) for rep, r in results.get((cell.key, system), []) if key in r]
 
 
-def cell_text(results, cell, system):
+def cell_text(results, cell, system, key='value'):
     runs = results.get((cell.key, system))
     if not runs:
         return 'failed'
     if all('skipped' in r for _, r in runs):
         return 'skipped (%s)' % runs[0][1]['skipped']
-    measured = [v for _, v in values(results, cell, system)]
+    measured = [v for _, v in values(results, cell, system, key)]
     if cell.workload == 'chain':
         p99 = statistics.median(r['p99_us'] for _, r in runs if 'p99_us' in r)
         early = sum(r.get('early', 0) for _, r in runs) / sum(r['fires'] for _, r in runs)
@@ -189,8 +193,8 @@ def cell_text(results, cell, system):
     return corebench.fmt_stat(corebench.Stat(measured))
 
 
-def ratio_row(results, cell, name, system, vs, goal):
-    mine, theirs = values(results, cell, system), values(results, cell, vs)
+def ratio_row(results, cell, name, system, vs, goal, key):
+    mine, theirs = values(results, cell, system, key), values(results, cell, vs, key)
     if not mine or not theirs:
         return [name, cell.key, 'n/a', 'n/a', corebench.verdict(None)], False
     of_medians = statistics.median(v for _, v in mine) / statistics.median(v for _, v in theirs)
@@ -216,12 +220,19 @@ def report(opts, cells, results, failures, elapsed):
                   platform.python_version(), module_version('gi'),
                   module_version('uvloop'), os.cpu_count(), platform.machine()))
     out.append('')
+    key = 'cpu_value' if opts.clock == 'cpu' else 'value'
     for cell in cells:
         out.append('**%s** (%s)' % (cell.key, cell.unit))
         out.append('')
-        rows = [[LABELS[s], cell_text(results, cell, s)] for s in cell.systems
-                if not opts.systems or s in opts.systems]
-        out.append(corebench.markdown_table(['system', cell.unit], rows))
+        systems = [s for s in cell.systems if not opts.systems or s in opts.systems]
+        if cell.workload == 'pingpong':
+            rows = [[LABELS[s], cell_text(results, cell, s, 'cpu_value'),
+                     cell_text(results, cell, s, 'value')] for s in systems]
+            header = ['system', 'per CPU second', 'per second (wall clock)']
+        else:
+            rows = [[LABELS[s], cell_text(results, cell, s)] for s in systems]
+            header = ['system', cell.unit]
+        out.append(corebench.markdown_table(header, rows))
         out.append('')
 
     rows, met = [], True
@@ -229,7 +240,7 @@ def report(opts, cells, results, failures, elapsed):
         if cell.workload != 'pingpong':
             continue
         for name, system, vs, goal in RATIO_TARGETS:
-            row, ok = ratio_row(results, cell, name, system, vs, goal)
+            row, ok = ratio_row(results, cell, name, system, vs, goal, key)
             rows.append(row)
             met = met and ok
     name, system, goal = TIMER_TARGET
@@ -247,9 +258,10 @@ def report(opts, cells, results, failures, elapsed):
         if cell.workload != 'pingpong':
             continue
         for name, system, vs in REFERENCE_RATIOS:
-            rows.append(ratio_row(results, cell, name, system, vs, None)[0])
-    out.append('**Targets** (the paired ratio decides; "within noise" when the goal '
-               'lies inside its 95% interval)')
+            rows.append(ratio_row(results, cell, name, system, vs, None, key)[0])
+    out.append('**Targets**, on the rates per %s (the paired ratio decides; '
+               '"within noise" when the goal lies inside its 95%% interval)'
+               % ('CPU second' if opts.clock == 'cpu' else 'second of wall-clock time'))
     out.append('')
     out.append(corebench.markdown_table(
         ['target', 'cell', 'ratio of medians', 'paired (95% interval)', 'verdict'], rows))
@@ -290,6 +302,10 @@ def main():
                         help='unmeasured time before it (default: 0.1)')
     parser.add_argument('--systems', type=lambda s: s.split(','),
                         help='comma-separated systems (default: all)')
+    parser.add_argument('--clock', choices=('cpu', 'wall'), default='cpu',
+                        help='which ping-pong rate the targets use: per second of the '
+                        "process's CPU time (default; steady on a shared machine) or of "
+                        'wall-clock time')
     parser.add_argument('--timeout', type=float, default=120, help='seconds per run')
     parser.add_argument('--smoke', action='store_true',
                         help='one short run per system and cell: checks only, for the test suite')
