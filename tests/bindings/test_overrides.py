@@ -426,11 +426,13 @@ class TestDuckReferences(OverridesTestCase):
         rss0, objects0 = cycles(20000)
         rss1, objects1 = cycles(100000)
         self.assertEqual(self.registrations(), 0)
-        # The peak RSS may not move at all; 2 MiB is far below what 100,000
-        # leaked events (GObject, wrapper, adapter, dict) would take.
-        self.assertLess(rss1 - rss0, 2048, 'RSS grew by %d KiB' % (rss1 - rss0))
         self.assertLess(objects1 - objects0, 100,
                         '%d more Python objects' % (objects1 - objects0))
+        # The peak RSS may not move at all; 2 MiB is far below what 100,000
+        # leaked events (GObject, wrapper, adapter, dict) would take. Under
+        # valgrind freed blocks wait in its quarantine: RSS says nothing.
+        if 'vgpreload' not in os.environ.get('LD_PRELOAD', ''):
+            self.assertLess(rss1 - rss0, 2048, 'RSS grew by %d KiB' % (rss1 - rss0))
 
 
 # -- 2. int actions and flags --------------------------------------------

@@ -87,8 +87,9 @@ def _describe(value):
 
 
 def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) or (
-        hasattr(type(value), '__index__') and not isinstance(value, (bool, float)))
+    """An int or another integer type (with __index__); not a bool."""
+    return (not isinstance(value, (bool, float))
+            and (isinstance(value, int) or hasattr(type(value), '__index__')))
 
 
 def _action(method, value):
