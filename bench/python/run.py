@@ -53,7 +53,7 @@ DOCS_END = '<!-- python:end -->'
 
 
 def load_corebench():
-    """bench/run.py, for its statistics and docs helpers (a module of the
+    """bench/run.py, for its statistics and docs functions (a module of the
     same name as this script, so loaded by path)."""
     spec = importlib.util.spec_from_file_location('corebench', os.path.join(REPO, 'bench', 'run.py'))
     module = importlib.util.module_from_spec(spec)

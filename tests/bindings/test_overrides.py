@@ -12,8 +12,18 @@ for duck-typed events, references and memory included.
     test_overrides.py --without-overrides [NAME...]
 
 The second form keeps the overrides out (even installed ones) and runs only
-the tests of the problems the overrides exist for, each of which must then
-fail: a TAP "ok" there means "fails without the overrides, as it should".
+the tests of the seven problems the overrides exist for, each of which must
+then fail: a TAP "ok" there means "fails without the overrides, as it
+should". Without them, PyGObject alone:
+
+1. refuses duck-typed events and timers (TypeError: Expected Iops.IOEvent);
+2. refuses int flags (Expected a Iops.EventFlags, but got int);
+3. never calls a subclass's ready_r, fileno or ready (the SDK's names);
+4. logs a CRITICAL for bad input (flags 0x10, usecs -5, fd -1) and raises
+   nothing;
+5. watches fd 0 when a do_fileno returns None or raises, and delivers;
+6. sees Ctrl-C in start_watching only at the next callback;
+7. shows bare signatures in help(Iops.GLibIOPS).
 
 Run with GI_TYPELIB_PATH, LD_LIBRARY_PATH at build/src and PYTHONPATH at the
 checkout's python/ folder; meson test does this.
@@ -39,7 +49,7 @@ if WITHOUT_OVERRIDES:
     sys.modules['gi.overrides.Iops'] = None
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_iops  # noqa: E402  the shared fixtures, helpers and TAP printer
+import test_iops  # noqa: E402  the shared fixtures and the TAP printer
 from gi.module import get_introspection_module  # noqa: E402
 from test_iops import (  # noqa: E402
     CLEANUP, DEADLINE_MS, HOUR_US, NO_FLAGS, READ, RW, UNWATCH, WATCH, WRITE,
@@ -59,8 +69,9 @@ LCB_RW_EVENT = 6
 
 
 def problem(number):
-    """Marks a test of one numbered problem of the issue the overrides
-    solve; --without-overrides runs these and expects each to fail."""
+    """Marks a test of one of the numbered problems above, which the
+    overrides solve; --without-overrides runs these and expects each to
+    fail."""
     def mark(test):
         test.problem = number
         return test
