@@ -601,6 +601,37 @@ class TestBadInput(OverridesTestCase):
         self.run_loop()        # nothing armed: returns at once
         self.assertEqual(test_iops.library_log, [])
 
+    def test_fd_set_negative_after_a_watch_raises(self):
+        # The re-arm path remembers an fd found valid; every change of the
+        # fd property (and the end of the event) makes it look again.
+        a, b = self.socketpair()
+        ev = Iops.IOEvent.new(a.fileno())
+        for _ in range(3):
+            self.iops.update_event(ev, WATCH, READ)
+        for set_negative in (lambda: ev.set_fd(-1), lambda: setattr(ev.props, 'fd', -1)):
+            set_negative()
+            self.assert_raises_naming(ValueError, 'event', self.iops.update_event,
+                                      ev, WATCH, READ)
+            ev.set_fd(a.fileno())
+            self.iops.update_event(ev, WATCH, READ)
+        self.iops.update_event(ev, CLEANUP, 0)
+        self.assertEqual(test_iops.library_log, [])
+
+    def test_a_new_event_where_an_old_one_was(self):
+        # A freed event's address is reused by new ones: none of them may
+        # pass for the old event whose fd was valid.
+        a, b = self.socketpair()
+        for _ in range(200):
+            ev = Iops.IOEvent.new(a.fileno())
+            self.iops.update_event(ev, WATCH, READ)
+            self.iops.update_event(ev, CLEANUP, 0)
+            del ev
+            bad = Iops.IOEvent.new(-1)
+            self.assert_raises_naming(ValueError, 'event', self.iops.update_event,
+                                      bad, WATCH, READ)
+            del bad
+        self.assertEqual(test_iops.library_log, [])
+
     @problem(4)
     def test_unknown_actions_raise_value_error(self):
         ev = self.armed_on_read()

@@ -374,9 +374,38 @@ def _general_update_event(iops, event, action, flags):
         if flags is not _NO_FLAGS:
             _valid_fd(_c_get_fd(event), 'its fd property')
             _c_fileno_classes.add(type(event))
+            _remember_valid_fd(event)
     else:
         flags = _NO_FLAGS
     return _c_update_event(iops, event, action, flags)
+
+
+# Real events whose fd property was >= 0 at a WATCH and has not changed
+# since, by the address of their GObject (hash() of a wrapper): the re-arm
+# needs no call to read it. "notify::fd" (the C library notifies every
+# change) and finalization take an event out; the look-up is the only cost
+# on the path. An fd set while notifications are frozen (freeze_notify())
+# is seen by the C library's own check instead, which logs a critical.
+_valid_fd_events = set()
+_tracked_fd_events = set()
+
+
+def _remember_valid_fd(event):
+    key = hash(event)
+    if key not in _tracked_fd_events:
+        _tracked_fd_events.add(key)
+        event.connect('notify::fd', _on_fd_notify)
+        event.weak_ref(_forget_fd_event, key)
+    _valid_fd_events.add(key)
+
+
+def _on_fd_notify(event, pspec):
+    _valid_fd_events.discard(hash(event))
+
+
+def _forget_fd_event(key):
+    _valid_fd_events.discard(key)
+    _tracked_fd_events.discard(key)
 
 
 # What an event's class is: a real one whose fd property is watched, a real
@@ -461,7 +490,7 @@ def update_event(self, event, action, flags):
     if action == 1 and type(action) in _ACTION_TYPES and type(flags) in _FLAG_TYPES:
         if type(event) in _c_fileno_classes:
             watch_flags = _FLAGS.get(flags)
-            if watch_flags is not None and _c_get_fd(event) >= 0:
+            if watch_flags is not None and hash(event) in _valid_fd_events:
                 return _c_update_event(self, event, WATCH, watch_flags)
         else:
             try:
