@@ -63,6 +63,10 @@ _FLAGS = {0: _NO_FLAGS, 2: _READ, 4: _WRITE, 6: _RW}
 # equals a valid int, but is refused by the general path).
 _ACTION_TYPES = frozenset((int, Iops.EvAction))
 _FLAG_TYPES = frozenset((int, Iops.EventFlags))
+# The fast paths recognise WATCH by identity: the enum value, or the int 1
+# (CPython has one object for each small int); any other 1 takes the
+# general path, which gives the same result.
+_INT_WATCH = 1
 
 # The introspected methods, called unbound (the override replaces them).
 _c_update_event = Iops.IOPS.update_event
@@ -348,9 +352,11 @@ def _arm_adapter(iops, adapter, fd, flags):
 
 def _python_fileno_update(iops, event, action, flags):
     """update_event() for an Iops.IOEvent subclass with a Python fileno."""
-    action = _action('update_event', action)
+    if action is not WATCH:
+        action = _action('update_event', action)
     if action is WATCH:
-        flags = _watch_flags(flags)
+        watch_flags = _FLAGS.get(flags) if type(flags) in _FLAG_TYPES else None
+        flags = watch_flags if watch_flags is not None else _watch_flags(flags)
     if action is not WATCH or flags is _NO_FLAGS:
         return _c_update_event(iops, event, action, _NO_FLAGS)
     fd = _valid_fd(type(event)._iops_fileno(event), 'fileno()')
@@ -416,14 +422,19 @@ _io_kinds = {}
 # The classes the fast paths of update_event() and update_timer() take:
 # real events (with the C fileno) and timers, added on first sight.
 _c_fileno_classes = set()
+_python_fileno_classes = set()
 _timer_classes = set()
+_NO_DUCKS = {}    # stands for an IOPS without duck-typed events; never filled
 
 
 def _io_kind(cls):
     kind = _io_kinds.get(cls)
     if kind is None and issubclass(cls, _IO_EVENT_TYPE):
-        has_python_fileno = getattr(cls, '_iops_fileno', None) is not None
-        kind = _PYTHON_FILENO if has_python_fileno else _C_FILENO
+        if getattr(cls, '_iops_fileno', None) is not None:
+            kind = _PYTHON_FILENO
+            _python_fileno_classes.add(cls)
+        else:
+            kind = _C_FILENO
         _io_kinds[cls] = kind
     return kind
 
@@ -487,17 +498,17 @@ def update_event(self, event, action, flags):
     """
     # The re-arm every delivery makes, of a real event or of a duck-typed one
     # already registered, takes a few look-ups; anything else the general path.
-    if action == 1 and type(action) in _ACTION_TYPES and type(flags) in _FLAG_TYPES:
-        if type(event) in _c_fileno_classes:
+    if (action is WATCH or action is _INT_WATCH) and type(flags) in _FLAG_TYPES:
+        cls = type(event)
+        if cls in _c_fileno_classes:
             watch_flags = _FLAGS.get(flags)
             if watch_flags is not None and hash(event) in _valid_fd_events:
                 return _c_update_event(self, event, WATCH, watch_flags)
+        elif cls in _python_fileno_classes:
+            return _python_fileno_update(self, event, WATCH, flags)
         else:
-            try:
-                adapter = self.__dict__[_DUCK_EVENTS][id(event)]
-            except (KeyError, AttributeError):
-                pass
-            else:
+            adapter = getattr(self, '__dict__', _NO_DUCKS).get(_DUCK_EVENTS, _NO_DUCKS).get(id(event))
+            if adapter is not None:
                 watch_flags = _FLAGS.get(flags)
                 if watch_flags is adapter.checked and watch_flags is not None:
                     fd = event.fileno()
@@ -538,7 +549,7 @@ def update_timer(self, timer, action, usecs):
             c_action = _ACTIONS.get(action)
             if c_action is not None:
                 return _c_update_timer(self, timer, c_action, usecs)
-        elif action == 1:
+        elif action is WATCH or action is _INT_WATCH:
             try:
                 adapter = self.__dict__[_DUCK_TIMERS][id(timer)]
             except (KeyError, AttributeError):
