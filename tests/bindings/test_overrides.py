@@ -34,7 +34,6 @@ import os
 import pydoc
 import resource
 import signal
-import socket
 import sys
 import threading
 import traceback
@@ -52,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_iops  # noqa: E402  the shared fixtures and the TAP printer
 from gi.module import get_introspection_module  # noqa: E402
 from test_iops import (  # noqa: E402
-    CLEANUP, DEADLINE_MS, HOUR_US, NO_FLAGS, READ, RW, UNWATCH, WATCH, WRITE,
+    CLEANUP, DEADLINE_MS, HOUR_US, READ, RW, WATCH, WRITE,
     GLib, Iops, IopsTestCase, Timer, Watch, callback_exceptions)
 
 if not WITHOUT_OVERRIDES and 'gi.overrides.Iops' not in sys.modules:

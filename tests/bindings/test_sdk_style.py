@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_iops  # noqa: E402  the fixtures and the TAP printer
-from test_iops import DEADLINE_MS, GLib, Iops, IopsTestCase  # noqa: E402
+from test_iops import DEADLINE_MS, GLib, IopsTestCase  # noqa: E402
 
 if 'gi.overrides.Iops' not in sys.modules:
     sys.exit('Bail out! the Iops overrides were not loaded: put the '
