@@ -590,6 +590,14 @@ class _SignalWakeup:
         self.sockets = None
         self.depth = 0
         self.previous_fd = -1
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self):
+        # A child makes a pair of its own, not to read its parent's bytes.
+        if self.sockets is not None and self.depth == 0:
+            for end in self.sockets:
+                end.close()
+            self.sockets = None
 
     def _socket_pair(self):
         if self.sockets is None:
@@ -621,7 +629,10 @@ class _SignalWakeup:
             return None
         read_end, write_end = self._socket_pair()
         if self.depth == 0:
-            self.previous_fd = signal.set_wakeup_fd(write_end.fileno())
+            try:
+                self.previous_fd = signal.set_wakeup_fd(write_end.fileno())
+            except ValueError:      # not the main interpreter
+                return None
         self.depth += 1
         source = GLib.unix_fd_source_new(read_end.fileno(), GLib.IOCondition.IN)
         source.set_callback(self._drain)
