@@ -33,9 +33,11 @@ IOPS_BRIDGE_DEPS=(
 )
 
 # The peers the benchmarks compare with (their smoke test runs in the
-# suite); gnuplot only draws the charts of a full benchmark run.
+# suite); gnuplot only draws the charts of a full benchmark run. uvloop is
+# a peer of the Python benchmarks (bench/python/).
 IOPS_BENCH_DEPS=(
   libev-dev libevent-dev libuv1-dev libverto-dev libverto-glib1
+  python3-uvloop
 )
 
 # Prints the packages among "$@" that are not installed.

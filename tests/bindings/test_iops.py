@@ -32,6 +32,7 @@ gi.require_version('GLib', '2.0')
 gi.require_version('GObject', '2.0')
 gi.require_version('Iops', '1.0')
 from gi.repository import GLib, GObject, Iops  # noqa: E402
+from gi.module import get_introspection_module  # noqa: E402
 
 WATCH = Iops.EvAction.WATCH
 UNWATCH = Iops.EvAction.UNWATCH
@@ -860,12 +861,27 @@ class TestPythonIOPS(IopsTestCase):
         self.assertIsInstance(flags, Iops.EventFlags)
 
     def test_invoker_preconditions_guard_the_implementation(self):
+        # The C invoker itself (what C callers and PyGObject without the
+        # overrides reach): a critical, and the implementation is not called.
+        invoker = get_introspection_module('Iops').IOPS
         timer = Iops.TimerEvent.new()
-        Iops.IOPS.update_timer(self.py, timer, WATCH, -1)
+        invoker.update_timer(self.py, timer, WATCH, -1)
         self.expect_critical('usecs >= 0')
-        Iops.IOPS.update_event(self.py, Iops.IOEvent.new(0), WATCH,
-                               Iops.EventFlags(8))
+        invoker.update_event(self.py, Iops.IOEvent.new(0), WATCH,
+                             Iops.EventFlags(8))
         self.expect_critical('failed')
+        self.assertEqual(self.py.calls, [])
+
+    def test_overrides_raise_before_the_implementation(self):
+        # With the overrides, Iops.IOPS's methods raise instead (on purpose:
+        # see python/gi/overrides/Iops.py); nothing reaches the implementation.
+        if 'gi.overrides.Iops' not in sys.modules:
+            self.skipTest('the Iops overrides are not loaded')
+        with self.assertRaises(ValueError):
+            Iops.IOPS.update_timer(self.py, Iops.TimerEvent.new(), WATCH, -1)
+        with self.assertRaises(ValueError):
+            Iops.IOPS.update_event(self.py, Iops.IOEvent.new(0), WATCH,
+                                   Iops.EventFlags(8))
         self.assertEqual(self.py.calls, [])
 
     def test_default_factories(self):
