@@ -14,6 +14,9 @@
 
 #include "bridge-test-util.h"
 
+/* How often bridge_server_stop () repeats its SIGTERM. */
+#define BRIDGE_SERVER_TERM_AGAIN_MS 50
+
 struct _BridgeServer
 {
   GSubprocess *process;
@@ -249,23 +252,38 @@ set_flag (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Waits up to @timeout_ms for the exit on a context of its own (the
- * caller's may be a test's, with sources that must not run here); after
- * that, SIGKILL, and the same wait until the exit. */
 static gboolean
-wait_or_kill (BridgeServer *server,
-              guint         timeout_ms)
+send_term (gpointer data)
+{
+  g_subprocess_send_signal (data, SIGTERM);
+  return G_SOURCE_CONTINUE;
+}
+
+/* SIGTERM, and waits up to @timeout_ms for the exit on a context of its
+ * own (the caller's may be a test's, with sources that must not run
+ * here); after that, SIGKILL, and the same wait until the exit. A server
+ * may miss a SIGTERM that comes before its main loop runs (mosquitto 2.0
+ * sets the flag its handler clears only then), so the signal is sent
+ * again every BRIDGE_SERVER_TERM_AGAIN_MS until the exit. */
+static gboolean
+term_wait_or_kill (BridgeServer *server,
+                   guint         timeout_ms)
 {
   g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(GSource) timeout = g_timeout_source_new (timeout_ms);
+  g_autoptr(GSource) again = g_timeout_source_new (BRIDGE_SERVER_TERM_AGAIN_MS);
   gboolean exited = FALSE, expired = FALSE, in_time;
 
   g_main_context_push_thread_default (context);
   g_subprocess_wait_async (server->process, NULL, on_exited, &exited);
   g_source_set_callback (timeout, set_flag, &expired, NULL);
   g_source_attach (timeout, context);
+  g_source_set_callback (again, send_term, server->process, NULL);
+  g_source_attach (again, context);
+  g_subprocess_send_signal (server->process, SIGTERM);
   while (!exited && !expired)
     g_main_context_iteration (context, TRUE);
+  g_source_destroy (again);
   in_time = exited;
   if (!exited)
     {
@@ -289,10 +307,7 @@ bridge_server_stop_within (BridgeServer *server,
   if (server == NULL)
     return FALSE;
   if (!server->killed)
-    {
-      g_subprocess_send_signal (server->process, SIGTERM);
-      on_term = wait_or_kill (server, timeout_ms);
-    }
+    on_term = term_wait_or_kill (server, timeout_ms);
   else
     g_subprocess_wait (server->process, NULL, NULL);
   bridge_server_free (server);

@@ -55,9 +55,10 @@ gboolean      bridge_server_wait_line (BridgeServer *server,
 /* SIGKILL, as a crash would: no goodbye on any connection. Waits for the
  * process to be gone. Safe to call twice. */
 void          bridge_server_kill   (BridgeServer *server);
-/* SIGTERM, waits up to BRIDGE_SERVER_STOP_MS for the exit, then SIGKILL
- * (a server may ignore a SIGTERM that comes before its main loop runs:
- * mosquitto 2.0 does), and frees @server. NULL is ignored. */
+/* SIGTERM, repeated until the exit (a server may miss one that comes
+ * before its main loop runs: mosquitto 2.0 does), waits up to
+ * BRIDGE_SERVER_STOP_MS for the exit, then SIGKILL, and frees @server.
+ * NULL is ignored. */
 void          bridge_server_stop   (BridgeServer *server);
 /* The same with a bound of @timeout_ms. Returns TRUE when the server
  * exited on SIGTERM, FALSE when it had to be killed (or was already). */

@@ -3,9 +3,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * The servers here are small Python programs (Debian's /usr/bin/python3)
- * standing in for a real server's two behaviours that matter: one that
- * exits on SIGTERM, and one that ignores it, as mosquitto 2.0 does for a
- * SIGTERM that comes before its main loop runs.
+ * standing in for the behaviours of real servers that matter: one that
+ * exits on SIGTERM, one that forgets the first, as mosquitto 2.0 does for
+ * a SIGTERM that comes before its main loop runs, and one that ignores it.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,6 +24,20 @@ static const char server_obeying_term[] =
 static const char server_ignoring_term[] =
   "import signal\n"
   "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+  "print('ready', flush=True)\n"
+  "while True:\n"
+  "    signal.pause()\n";
+
+/* Like mosquitto 2.0 when the SIGTERM comes before its main loop runs:
+ * the first one is forgotten. */
+static const char server_missing_first_term[] =
+  "import signal, sys\n"
+  "terms = []\n"
+  "def on_term(signum, frame):\n"
+  "    terms.append(signum)\n"
+  "    if len(terms) > 1:\n"
+  "        sys.exit(0)\n"
+  "signal.signal(signal.SIGTERM, on_term)\n"
   "print('ready', flush=True)\n"
   "while True:\n"
   "    signal.pause()\n";
@@ -68,6 +82,14 @@ static void
 test_stop_on_term (void)
 {
   BridgeServer *server = start_python (server_obeying_term);
+
+  g_assert_true (bridge_server_stop_within (server, TEST_DEADLINE_MS));
+}
+
+static void
+test_stop_repeats_term (void)
+{
+  BridgeServer *server = start_python (server_missing_first_term);
 
   g_assert_true (bridge_server_stop_within (server, TEST_DEADLINE_MS));
 }
@@ -166,6 +188,7 @@ main (int    argc,
 
   g_test_add_func ("/iops/bridge/common/unused-port/tcp-udp", test_unused_port_tcp_udp);
   g_test_add_func ("/iops/bridge/common/server/stop-on-term", test_stop_on_term);
+  g_test_add_func ("/iops/bridge/common/server/stop-repeats-term", test_stop_repeats_term);
   g_test_add_func ("/iops/bridge/common/server/stop-ignored-term", test_stop_ignored_term);
   g_test_add_func ("/iops/bridge/common/server/stop-after-kill", test_stop_after_kill);
   g_test_add_func ("/iops/bridge/common/server/stop-null", test_stop_null);
