@@ -749,7 +749,7 @@ start_dnsmasq (const char *hosts_path,
         "--bind-interfaces", NULL, "--log-facility=-", NULL
       };
 
-      *port = bridge_unused_port (SOCK_DGRAM);
+      *port = bridge_unused_port_tcp_udp ();  /* dnsmasq binds both */
       port_arg = g_strdup_printf ("--port=%u", *port);
       argv[9] = port_arg;
       g_clear_error (&error);

@@ -8,7 +8,8 @@
  * done, with a deadline. Each test runs in three modes: IopsGLibIOPS
  * one-shot, IopsGLibIOPS persistent, and through a relay — a second
  * IopsIOPS implementation that forwards to the first and tracks every
- * event it is given, to check that each one is finalized once detached.
+ * event it is given (common/relay-iops.h), to check that each one is
+ * finalized once detached.
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -23,135 +24,13 @@
 #include <iops-cares.h>
 
 #include "bridge-test-util.h"
+#include "relay-iops.h"
 
 /* Generous: the lookups of a test take well under a second without
  * valgrind; this only bounds a broken run. */
 #define RUN_DEADLINE_MS 60000
 
 #define N_NAMES 200
-
-/* -- a relay: a second IopsIOPS implementation ---------------------------- */
-
-#define TEST_TYPE_RELAY (test_relay_get_type ())
-G_DECLARE_FINAL_TYPE (TestRelay, test_relay, TEST, RELAY, GObject)
-
-struct _TestRelay
-{
-  GObject    parent_instance;
-  IopsIOPS  *inner;
-  GHashTable *live;        /* events given to us and not finalized yet */
-  guint      n_seen;
-  guint      n_timer_watch;
-  guint      n_unwatch;      /* of fd events */
-};
-
-static void test_relay_iops_init (IopsIOPSInterface *iface);
-
-G_DEFINE_FINAL_TYPE_WITH_CODE (TestRelay, test_relay, G_TYPE_OBJECT,
-                               G_IMPLEMENT_INTERFACE (IOPS_TYPE_IOPS, test_relay_iops_init))
-
-static void
-relay_forget (gpointer  data,
-              GObject  *gone)
-{
-  g_hash_table_remove (TEST_RELAY (data)->live, gone);
-}
-
-static void
-relay_see (TestRelay *self,
-           gpointer   event)
-{
-  if (g_hash_table_add (self->live, event))
-    {
-      self->n_seen++;
-      g_object_weak_ref (event, relay_forget, self);
-    }
-}
-
-static void
-relay_update_event (IopsIOPS       *iops,
-                    IopsIOEvent    *event,
-                    IopsEvAction    action,
-                    IopsEventFlags  flags)
-{
-  TestRelay *self = TEST_RELAY (iops);
-
-  relay_see (self, event);
-  if (action == IOPS_EVACTION_UNWATCH)
-    self->n_unwatch++;
-  iops_iops_update_event (self->inner, event, action, flags);
-}
-
-static void
-relay_update_timer (IopsIOPS       *iops,
-                    IopsTimerEvent *timer,
-                    IopsEvAction    action,
-                    gint64          usecs)
-{
-  TestRelay *self = TEST_RELAY (iops);
-
-  relay_see (self, timer);
-  if (action == IOPS_EVACTION_WATCH)
-    self->n_timer_watch++;
-  iops_iops_update_timer (self->inner, timer, action, usecs);
-}
-
-static void
-relay_start_watching (IopsIOPS *iops)
-{
-  iops_iops_start_watching (TEST_RELAY (iops)->inner);
-}
-
-static void
-relay_stop_watching (IopsIOPS *iops)
-{
-  iops_iops_stop_watching (TEST_RELAY (iops)->inner);
-}
-
-static void
-test_relay_iops_init (IopsIOPSInterface *iface)
-{
-  iface->update_event = relay_update_event;
-  iface->update_timer = relay_update_timer;
-  iface->start_watching = relay_start_watching;
-  iface->stop_watching = relay_stop_watching;
-}
-
-static void
-test_relay_finalize (GObject *object)
-{
-  TestRelay *self = TEST_RELAY (object);
-  GHashTableIter iter;
-  gpointer event;
-
-  g_hash_table_iter_init (&iter, self->live);
-  while (g_hash_table_iter_next (&iter, &event, NULL))
-    g_object_weak_unref (event, relay_forget, self);
-  g_hash_table_unref (self->live);
-  g_object_unref (self->inner);
-  G_OBJECT_CLASS (test_relay_parent_class)->finalize (object);
-}
-
-static void
-test_relay_class_init (TestRelayClass *klass)
-{
-  G_OBJECT_CLASS (klass)->finalize = test_relay_finalize;
-}
-
-static void
-test_relay_init (TestRelay *self)
-{
-  self->live = g_hash_table_new (NULL, NULL);
-}
-
-static TestRelay *
-test_relay_new (IopsIOPS *inner)
-{
-  TestRelay *self = g_object_new (TEST_TYPE_RELAY, NULL);
-
-  self->inner = g_object_ref (inner);
-  return self;
-}
 
 /* -- the names dnsmasq serves --------------------------------------------- */
 
@@ -267,7 +146,7 @@ struct _CaresFixture
   TestFixture   t;
   const Mode   *mode;
   IopsIOPS     *iops;         /* what the bridge runs on: t.iops or relay */
-  TestRelay    *relay;
+  RelayIOPS    *relay;
   char         *dir;
   char         *hosts;
   BridgeServer *server;
@@ -306,7 +185,7 @@ fixture_setup (CaresFixture  *f,
   f->iops = f->t.iops;
   if (f->mode->relay)
     {
-      f->relay = test_relay_new (f->t.iops);
+      f->relay = relay_iops_new (f->t.iops);
       f->iops = IOPS_IOPS (f->relay);
     }
   f->dir = g_dir_make_tmp ("iops-cares-XXXXXX", &error);
@@ -325,7 +204,7 @@ fixture_teardown (CaresFixture  *f,
   if (f->relay != NULL)
     {
       /* Every event the bridge ever gave the IOPS is gone with it. */
-      g_assert_cmpuint (g_hash_table_size (f->relay->live), ==, 0);
+      g_assert_cmpuint (relay_iops_n_alive (f->relay), ==, 0);
       g_assert_finalize_object (g_steal_pointer (&f->relay));
     }
   /* c-ares closed every socket it opened: the detach (or the end of its
@@ -339,25 +218,6 @@ fixture_teardown (CaresFixture  *f,
   g_free (f->hosts);
   g_free (f->dir);
   test_fixture_teardown_quiet (&f->t, NULL);
-}
-
-/* A port on 127.0.0.1 free for both UDP and TCP right now: dnsmasq
- * listens on both. */
-static guint16
-unused_dns_port (void)
-{
-  for (;;)
-    {
-      guint16 port = bridge_unused_port (SOCK_DGRAM);
-      struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port),
-                                  .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-      int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      gboolean free_too = bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0;
-
-      close (fd);
-      if (free_too)
-        return port;
-    }
 }
 
 static BridgeServer *
@@ -390,7 +250,7 @@ start_dnsmasq (CaresFixture *f)
   for (guint attempt = 0; attempt < 5 && f->server == NULL; attempt++)
     {
       g_clear_error (&error);
-      f->port = unused_dns_port ();
+      f->port = bridge_unused_port_tcp_udp ();  /* dnsmasq binds both */
       f->server = try_dnsmasq (f->hosts, f->port, &error);
     }
   g_assert_no_error (error);
@@ -463,13 +323,12 @@ run_until_idle (CaresFixture *f)
   return !f->deadline_hit;
 }
 
-/* Nothing dispatched for @ms but the deadline of test_iterate_for ()
- * itself: nothing armed, nothing spinning. */
+/* Nothing dispatched for @ms: nothing armed, nothing spinning. */
 static void
 assert_quiet_for (CaresFixture *f,
                   guint         ms)
 {
-  g_assert_cmpuint (test_iterate_for (f->t.context, ms), <=, 1);
+  g_assert_cmpuint (bridge_count_dispatches (f->t.context, ms), ==, 0);
 }
 
 static void
@@ -821,7 +680,7 @@ test_detach_pending (CaresFixture  *f,
     }
   g_assert_cmpuint (f->n_closed, >=, 1);
   if (f->relay != NULL)
-    g_assert_cmpuint (g_hash_table_size (f->relay->live), ==, 0);
+    g_assert_cmpuint (relay_iops_n_alive (f->relay), ==, 0);
   g_assert_true (run_until_idle (f));
   assert_quiet (f);
   close (mute);
@@ -865,7 +724,7 @@ test_detach_in_callback (CaresFixture  *f,
         assert_addresses (lookup);
     }
   if (f->relay != NULL)
-    g_assert_cmpuint (g_hash_table_size (f->relay->live), ==, 0);
+    g_assert_cmpuint (relay_iops_n_alive (f->relay), ==, 0);
   assert_quiet (f);
 }
 
@@ -876,21 +735,21 @@ iterate_nested (CaresFixture *f,
                 Lookup       *lookup)
 {
   guint done_before = f->n_done;
-  guint unwatched = f->relay != NULL ? f->relay->n_unwatch : 0;
+  guint unwatched = f->relay != NULL ? relay_iops_get_counts (f->relay)->n_unwatches : 0;
   guint n;
 
   if (done_before != 1)
     return;
   /* c-ares is running (this is its callback): whatever the IOPS delivers
    * now waits, and a persistent watch is not allowed to spin meanwhile. */
-  n = test_iterate_for (f->t.context, 30);
+  n = bridge_count_dispatches (f->t.context, 30);
   g_test_message ("%u dispatching iterations in the nested loop", n);
-  g_assert_cmpuint (n, <=, 4);
+  g_assert_cmpuint (n, <=, 3);
   g_assert_cmpuint (f->n_done, ==, done_before);
   /* The other answers arrived meanwhile: the persistent watch delivered
    * them once, and the bridge unwatched the socket until c-ares returns. */
   if (f->relay != NULL && f->mode->persistent)
-    g_assert_cmpuint (f->relay->n_unwatch, >, unwatched);
+    g_assert_cmpuint (relay_iops_get_counts (f->relay)->n_unwatches, >, unwatched);
 }
 
 static void
@@ -932,10 +791,9 @@ test_stayopen (CaresFixture  *f,
   g_assert_cmpint (first.status, ==, ARES_ETIMEOUT);
   g_assert_cmpuint (f->n_closed, ==, 0);
 
-  /* Idle with the socket open: a wakeup per timeout (and the deadline of
-   * test_iterate_for ()), not a spin. */
-  n = test_iterate_for (f->t.context, 100);
-  g_assert_cmpuint (n, <=, 100 / timeout_ms + 2);
+  /* Idle with the socket open: a wakeup per timeout, not a spin. */
+  n = bridge_count_dispatches (f->t.context, 100);
+  g_assert_cmpuint (n, <=, 100 / timeout_ms + 1);
 
   started = g_get_monotonic_time ();
   ares_query (iops_cares_get_channel (f->cares), "second.iops.test", ns_c_in, ns_t_a, on_query, &second);

@@ -14,6 +14,9 @@
 
 #include "bridge-test-util.h"
 
+/* How often bridge_server_stop () repeats its SIGTERM. */
+#define BRIDGE_SERVER_TERM_AGAIN_MS 50
+
 struct _BridgeServer
 {
   GSubprocess *process;
@@ -61,6 +64,38 @@ bridge_unused_port (int type)
    * turn, so that takes a machine busy with thousands of new ports. */
   close (bound_socket (type, &port));
   return port;
+}
+
+/* Binds @fd to @port on 127.0.0.1; FALSE when the port is taken. */
+static gboolean
+bind_port (int     fd,
+           guint16 port)
+{
+  struct sockaddr_in addr = loopback (port);
+
+  return bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0;
+}
+
+guint16
+bridge_unused_port_tcp_udp (void)
+{
+  /* Most UDP ports the kernel hands out are free for TCP too; a few
+   * attempts find one. */
+  for (guint attempt = 0; attempt < 100; attempt++)
+    {
+      guint16 port;
+      int udp = bound_socket (SOCK_DGRAM, &port);
+      int tcp = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      gboolean free_for_tcp;
+
+      g_assert_cmpint (tcp, >=, 0);
+      free_for_tcp = bind_port (tcp, port);
+      close (tcp);
+      close (udp);
+      if (free_for_tcp)
+        return port;
+    }
+  g_error ("no port on 127.0.0.1 is free for both TCP and UDP");
 }
 
 int
@@ -188,29 +223,118 @@ bridge_server_start_or_fail (const char *const *argv,
   return server;
 }
 
-static void
-signal_and_wait (BridgeServer *server,
-                 int           signum)
+void
+bridge_server_kill (BridgeServer *server)
 {
   if (!server->killed)
     {
-      g_subprocess_send_signal (server->process, signum);
+      g_subprocess_send_signal (server->process, SIGKILL);
       server->killed = TRUE;
     }
   g_subprocess_wait (server->process, NULL, NULL);
 }
 
-void
-bridge_server_kill (BridgeServer *server)
+static void
+on_exited (GObject      *process,
+           GAsyncResult *result,
+           gpointer      data)
 {
-  signal_and_wait (server, SIGKILL);
+  gboolean *exited = data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (process), result, NULL);
+  *exited = TRUE;
+}
+
+static gboolean
+set_flag (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+send_term (gpointer data)
+{
+  g_subprocess_send_signal (data, SIGTERM);
+  return G_SOURCE_CONTINUE;
+}
+
+/* SIGTERM, and waits up to @timeout_ms for the exit on a context of its
+ * own (the caller's may be a test's, with sources that must not run
+ * here); after that, SIGKILL, and the same wait until the exit. A server
+ * may miss a SIGTERM that comes before its main loop runs (mosquitto 2.0
+ * sets the flag its handler clears only then), so the signal is sent
+ * again every BRIDGE_SERVER_TERM_AGAIN_MS until the exit. */
+static gboolean
+term_wait_or_kill (BridgeServer *server,
+                   guint         timeout_ms)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSource) timeout = g_timeout_source_new (timeout_ms);
+  g_autoptr(GSource) again = g_timeout_source_new (BRIDGE_SERVER_TERM_AGAIN_MS);
+  gboolean exited = FALSE, expired = FALSE, in_time;
+
+  g_main_context_push_thread_default (context);
+  g_subprocess_wait_async (server->process, NULL, on_exited, &exited);
+  g_source_set_callback (timeout, set_flag, &expired, NULL);
+  g_source_attach (timeout, context);
+  g_source_set_callback (again, send_term, server->process, NULL);
+  g_source_attach (again, context);
+  g_subprocess_send_signal (server->process, SIGTERM);
+  while (!exited && !expired)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (again);
+  in_time = exited;
+  if (!exited)
+    {
+      g_subprocess_send_signal (server->process, SIGKILL);
+      server->killed = TRUE;
+    }
+  /* The pending wait must finish before its flag and context go. */
+  while (!exited)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (timeout);
+  g_main_context_pop_thread_default (context);
+  return in_time;
+}
+
+gboolean
+bridge_server_stop_within (BridgeServer *server,
+                           guint         timeout_ms)
+{
+  gboolean on_term = FALSE;
+
+  if (server == NULL)
+    return FALSE;
+  if (!server->killed)
+    on_term = term_wait_or_kill (server, timeout_ms);
+  else
+    g_subprocess_wait (server->process, NULL, NULL);
+  bridge_server_free (server);
+  return on_term;
 }
 
 void
 bridge_server_stop (BridgeServer *server)
 {
-  if (server == NULL)
-    return;
-  signal_and_wait (server, SIGTERM);
-  bridge_server_free (server);
+  bridge_server_stop_within (server, BRIDGE_SERVER_STOP_MS);
+}
+
+guint
+bridge_count_dispatches (GMainContext *context,
+                         guint         ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * G_TIME_SPAN_MILLISECOND;
+  g_autoptr(GSource) wakeup = g_timeout_source_new (ms);
+  gboolean woke = FALSE;
+  guint n = 0;
+
+  g_source_set_priority (wakeup, G_MAXINT);
+  g_source_set_callback (wakeup, set_flag, &woke, NULL);
+  g_source_attach (wakeup, context);
+  while (!woke && g_get_monotonic_time () < end)
+    if (g_main_context_iteration (context, TRUE) && !woke)
+      n++;
+  g_source_destroy (wakeup);
+  return n;
 }

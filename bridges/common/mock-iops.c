@@ -1,14 +1,16 @@
-/* mock-iops.c — a second IopsIOPS implementation, for the bridge's tests
+/* mock-iops.c — a second IopsIOPS implementation, for the bridges' tests
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Registrations live in an array of entries. An entry holds a reference on
- * its event from its first WATCH until CLEANUP (or the IOPS's disposal),
- * as rule 6 allows. Entries are only removed from the array between
- * iterations, so that a callback may CLEANUP anything; each has a
- * generation, bumped by every change, so that a callback found due before
- * an UNWATCH or a re-arm is not made (rule 4).
+ * Ownership: registrations live in an array of entries. An entry holds one
+ * reference on its event from its first WATCH until CLEANUP (or the
+ * IOPS's disposal), as rule 6 allows, and a callback holds one more for
+ * its length. Entries leave the array only between iterations, so that a
+ * callback may CLEANUP anything; each has a generation, bumped by every
+ * change, so that a callback found due before an UNWATCH or a re-arm is
+ * not made (rule 4).
  */
+#include <errno.h>
 #include <poll.h>
 
 #include "mock-iops.h"
@@ -19,8 +21,8 @@ typedef struct
   gboolean       is_timer;
   gboolean       armed;
   IopsEventFlags flags;
-  int            fd;
-  gint64         due;         /* monotonic µs */
+  int            fd;          /* read at WATCH (rule 1) */
+  gint64         due;         /* timers: monotonic µs */
   guint64        order;       /* of the latest WATCH, for equal deadlines */
   guint64        generation;
 } Entry;
@@ -34,20 +36,23 @@ typedef struct
 
 struct _MockIOPS
 {
-  GObject    parent_instance;
-  GPtrArray *entries;        /* Entry*, owned */
-  guint64    next_order;
-  guint      dispatching;    /* iterations on the stack */
-  guint      levels;         /* start_watching levels running */
-  gboolean   stop;
-  gint64     deadline;       /* monotonic µs, 0: none */
-  gboolean   deadline_hit;
+  GObject         parent_instance;
+  GPtrArray      *entries;       /* Entry*, owned */
+  GHashTable     *alive;         /* every object ever watched, until finalized */
+  guint64         next_order;
+  guint           dispatching;   /* iterations on the stack */
+  gboolean       *stop;          /* the innermost running level's, or NULL */
+  gint64          deadline;      /* monotonic µs, 0: none */
+  gboolean        deadline_hit;
+  MockIOPSCounts  counts;
 };
 
 static void mock_iops_iface_init (IopsIOPSInterface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (MockIOPS, mock_iops, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (IOPS_TYPE_IOPS, mock_iops_iface_init))
+
+/* -- registrations -------------------------------------------------------- */
 
 static Entry *
 find_entry (MockIOPS *self,
@@ -63,6 +68,27 @@ find_entry (MockIOPS *self,
   return NULL;
 }
 
+static guint
+n_registered_events (MockIOPS *self)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->entries->len; i++)
+    {
+      Entry *entry = g_ptr_array_index (self->entries, i);
+
+      n += entry->object != NULL && !entry->is_timer;
+    }
+  return n;
+}
+
+static void
+on_object_finalized (gpointer  data,
+                     GObject  *object)
+{
+  g_hash_table_remove (MOCK_IOPS (data)->alive, object);
+}
+
 static Entry *
 lookup_or_add (MockIOPS *self,
                gpointer  object,
@@ -70,17 +96,22 @@ lookup_or_add (MockIOPS *self,
 {
   Entry *entry = find_entry (self, object);
 
-  if (entry == NULL)
-    {
-      entry = g_new0 (Entry, 1);
-      entry->object = g_object_ref (object);
-      entry->is_timer = is_timer;
-      entry->fd = -1;
-      g_ptr_array_add (self->entries, entry);
-    }
+  if (entry != NULL)
+    return entry;
+
+  entry = g_new0 (Entry, 1);
+  entry->object = g_object_ref (object);
+  entry->is_timer = is_timer;
+  entry->fd = -1;
+  g_ptr_array_add (self->entries, entry);
+  if (g_hash_table_add (self->alive, object))
+    g_object_weak_ref (object, on_object_finalized, self);
+  if (!is_timer)
+    self->counts.max_events = MAX (self->counts.max_events, n_registered_events (self));
   return entry;
 }
 
+/* Unreferencing at CLEANUP may run any code: the entry is updated first. */
 static void
 entry_update (MockIOPS     *self,
               Entry        *entry,
@@ -94,6 +125,13 @@ entry_update (MockIOPS     *self,
     g_clear_object (&entry->object);
 }
 
+static gboolean
+action_is_valid (IopsEvAction action)
+{
+  return action == IOPS_EVACTION_WATCH || action == IOPS_EVACTION_UNWATCH ||
+         action == IOPS_EVACTION_CLEANUP;
+}
+
 static void
 mock_iops_update_event (IopsIOPS       *iops,
                         IopsIOEvent    *event,
@@ -102,16 +140,26 @@ mock_iops_update_event (IopsIOPS       *iops,
 {
   MockIOPS *self = MOCK_IOPS (iops);
   Entry *entry;
+  int fd;
 
-  if (action == IOPS_EVACTION_WATCH && flags != 0)
+  g_return_if_fail (IOPS_IS_IO_EVENT (event));
+  g_return_if_fail (action_is_valid (action));
+  g_return_if_fail ((flags & ~IOPS_RW_EVENT) == 0);
+
+  if (action != IOPS_EVACTION_WATCH || flags == 0)
     {
-      entry = lookup_or_add (self, event, FALSE);
-      entry->fd = iops_io_event_fileno (event);
-      entry->flags = flags;
-      entry_update (self, entry, IOPS_EVACTION_WATCH);
+      if ((entry = find_entry (self, event)) != NULL)
+        entry_update (self, entry, action == IOPS_EVACTION_CLEANUP ? action : IOPS_EVACTION_UNWATCH);
+      return;
     }
-  else if ((entry = find_entry (self, event)) != NULL)
-    entry_update (self, entry, action == IOPS_EVACTION_CLEANUP ? action : IOPS_EVACTION_UNWATCH);
+
+  fd = iops_io_event_fileno (event);
+  g_return_if_fail (fd >= 0);
+  entry = lookup_or_add (self, event, FALSE);
+  entry->fd = fd;
+  entry->flags = flags;
+  entry_update (self, entry, IOPS_EVACTION_WATCH);
+  self->counts.watches++;
 }
 
 static void
@@ -123,29 +171,24 @@ mock_iops_update_timer (IopsIOPS       *iops,
   MockIOPS *self = MOCK_IOPS (iops);
   Entry *entry;
 
-  g_return_if_fail (action != IOPS_EVACTION_WATCH || usecs >= 0);
+  g_return_if_fail (IOPS_IS_TIMER_EVENT (timer));
+  g_return_if_fail (action_is_valid (action));
 
-  if (action == IOPS_EVACTION_WATCH)
+  if (action != IOPS_EVACTION_WATCH)
     {
-      entry = lookup_or_add (self, timer, TRUE);
-      entry->due = g_get_monotonic_time () + usecs;
-      entry_update (self, entry, IOPS_EVACTION_WATCH);
+      if ((entry = find_entry (self, timer)) != NULL)
+        entry_update (self, entry, action);
+      return;
     }
-  else if ((entry = find_entry (self, timer)) != NULL)
-    entry_update (self, entry, action);
+
+  g_return_if_fail (usecs >= 0);
+  entry = lookup_or_add (self, timer, TRUE);
+  entry->due = g_get_monotonic_time () + usecs;
+  entry_update (self, entry, IOPS_EVACTION_WATCH);
+  self->counts.timer_arms++;
 }
 
-guint
-mock_iops_n_armed (MockIOPS *self)
-{
-  guint n = 0;
-
-  for (guint i = 0; i < self->entries->len; i++)
-    n += ((Entry *) g_ptr_array_index (self->entries, i))->armed;
-  return n;
-}
-
-/* -- one iteration ---------------------------------------------------------- */
+/* -- one iteration -------------------------------------------------------- */
 
 static int
 poll_timeout (MockIOPS *self,
@@ -168,6 +211,12 @@ poll_timeout (MockIOPS *self,
   return timeout_ms;
 }
 
+static short
+poll_events (IopsEventFlags flags)
+{
+  return ((flags & IOPS_READ_EVENT) ? POLLIN : 0) | ((flags & IOPS_WRITE_EVENT) ? POLLOUT : 0);
+}
+
 static IopsEventFlags
 ready_flags (IopsEventFlags watched,
              short          revents)
@@ -175,7 +224,7 @@ ready_flags (IopsEventFlags watched,
   IopsEventFlags ready = 0;
 
   if (revents & (POLLERR | POLLHUP | POLLNVAL))
-    return watched;
+    return watched;  /* rule 2: errors are ready for every watched flag */
   if (revents & POLLIN)
     ready |= IOPS_READ_EVENT;
   if (revents & POLLOUT)
@@ -196,7 +245,21 @@ due_order (gconstpointer a,
   return x->entry->order < y->entry->order ? -1 : x->entry->order > y->entry->order;
 }
 
-/* Polls and lists what is due: timers by deadline, then fd watches. */
+static void
+poll_entries (MockIOPS  *self,
+              GArray    *pfds,
+              int        timeout_ms)
+{
+  int n;
+
+  do
+    n = poll ((struct pollfd *) (void *) pfds->data, pfds->len, poll_timeout (self, timeout_ms));
+  while (n < 0 && errno == EINTR);
+  g_assert_cmpint (n, >=, 0);
+  self->counts.wakeups++;
+}
+
+/* Polls and lists what is due, in the order of due_order (). */
 static GArray *
 collect_due (MockIOPS *self,
              int       timeout_ms)
@@ -209,18 +272,15 @@ collect_due (MockIOPS *self,
   for (guint i = 0; i < self->entries->len; i++)
     {
       Entry *entry = g_ptr_array_index (self->entries, i);
-      struct pollfd pfd = { entry->fd, 0, 0 };
+      struct pollfd pfd = { entry->fd, poll_events (entry->flags), 0 };
 
       if (!entry->armed || entry->is_timer)
         continue;
-      pfd.events = ((entry->flags & IOPS_READ_EVENT) ? POLLIN : 0) |
-                   ((entry->flags & IOPS_WRITE_EVENT) ? POLLOUT : 0);
       g_array_append_val (pfds, pfd);
       g_ptr_array_add (polled, entry);
     }
 
-  if (poll ((struct pollfd *) pfds->data, pfds->len, poll_timeout (self, timeout_ms)) < 0)
-    g_array_set_size (pfds, 0);
+  poll_entries (self, pfds, timeout_ms);
 
   now = g_get_monotonic_time ();
   for (guint i = 0; i < self->entries->len; i++)
@@ -247,12 +307,18 @@ collect_due (MockIOPS *self,
 }
 
 static void
-call (Entry          *entry,
+call (MockIOPS       *self,
+      Entry          *entry,
       IopsEventFlags  ready)
 {
   if (entry->is_timer)
-    iops_timer_event_ready (entry->object, 0);
-  else if (ready == IOPS_READ_EVENT)
+    {
+      self->counts.timer_fires++;
+      iops_timer_event_ready (entry->object, 0);
+      return;
+    }
+  self->counts.deliveries++;
+  if (ready == IOPS_READ_EVENT)
     iops_io_event_ready_r (entry->object);
   else if (ready == IOPS_WRITE_EVENT)
     iops_io_event_ready_w (entry->object);
@@ -260,21 +326,20 @@ call (Entry          *entry,
     iops_io_event_ready_rw (entry->object);
 }
 
-/* Rule 3: disarmed before its callback, which holds a reference. */
+/* Rules 3 and 7: disarmed before its callback, which holds a reference. */
 static gboolean
 dispatch_one (MockIOPS *self,
               Due      *due)
 {
   Entry *entry = due->entry;
-  gpointer held;
+  g_autoptr(GObject) held = NULL;
 
   if (!entry->armed || entry->generation != due->generation)
     return FALSE;
   entry->armed = FALSE;
   entry->generation++;
   held = g_object_ref (entry->object);
-  call (entry, due->ready);
-  g_object_unref (held);
+  call (self, entry, due->ready);
   return TRUE;
 }
 
@@ -295,10 +360,11 @@ mock_iops_iterate (MockIOPS *self,
 
   g_return_val_if_fail (MOCK_IS_IOPS (self), 0);
 
+  /* A callback may drop the last reference to the IOPS. */
   g_object_ref (self);
   self->dispatching++;
   due = collect_due (self, timeout_ms);
-  for (guint i = 0; i < due->len && !self->stop; i++)
+  for (guint i = 0; i < due->len; i++)
     n += dispatch_one (self, &g_array_index (due, Due, i));
   g_array_unref (due);
   if (--self->dispatching == 0)
@@ -307,52 +373,61 @@ mock_iops_iterate (MockIOPS *self,
   return n;
 }
 
-/* -- running ----------------------------------------------------------------- */
+/* -- running -------------------------------------------------------------- */
 
+/* How long the next poll may wait: until the deadline, if one is set, and
+ * never past @give_up. */
 static int
-until_deadline (MockIOPS *self)
+next_wait_ms (MockIOPS *self,
+              gint64    give_up)
 {
-  gint64 left;
+  gint64 now = g_get_monotonic_time ();
+  gint64 until = self->deadline != 0 ? MIN (self->deadline, give_up) : give_up;
 
-  if (self->deadline == 0)
-    return -1;
-  left = self->deadline - g_get_monotonic_time ();
-  if (left <= 0)
+  if (self->deadline != 0 && self->deadline <= now)
     self->deadline_hit = TRUE;
-  return left <= 0 ? 0 : (int) ((left + 999) / 1000);
+  return until <= now ? 0 : (int) MIN ((until - now + 999) / 1000, G_MAXINT);
 }
 
 static void
 mock_iops_start_watching (IopsIOPS *iops)
 {
   MockIOPS *self = MOCK_IOPS (iops);
+  gboolean stop = FALSE;
+  gboolean *outer = self->stop;
+  gint64 give_up = g_get_monotonic_time () + MOCK_IOPS_MAX_RUN_MS * G_TIME_SPAN_MILLISECOND;
 
-  self->levels++;
-  while (!self->stop && mock_iops_n_armed (self) > 0)
+  self->stop = &stop;
+  while (!stop && mock_iops_n_armed (self) > 0)
     {
-      int timeout = until_deadline (self);
+      int wait_ms = next_wait_ms (self, give_up);
 
       if (self->deadline_hit)
         break;
-      mock_iops_iterate (self, timeout);
+      if (self->deadline == 0 && g_get_monotonic_time () >= give_up)
+        g_error ("mock IOPS: start_watching ran for %d ms with %u armed",
+                 MOCK_IOPS_MAX_RUN_MS, mock_iops_n_armed (self));
+      mock_iops_iterate (self, wait_ms);
     }
-  self->stop = FALSE;
-  self->levels--;
+  self->stop = outer;
 }
 
+/* Ends the innermost level, once the iteration it is in is over. */
 static void
 mock_iops_stop_watching (IopsIOPS *iops)
 {
   MockIOPS *self = MOCK_IOPS (iops);
 
-  if (self->levels > 0)
-    self->stop = TRUE;
+  if (self->stop != NULL)
+    *self->stop = TRUE;
 }
 
 void
 mock_iops_set_deadline (MockIOPS *self,
                         guint     ms)
 {
+  g_return_if_fail (MOCK_IS_IOPS (self));
+
   self->deadline = g_get_monotonic_time () + (gint64) ms * G_TIME_SPAN_MILLISECOND;
   self->deadline_hit = FALSE;
 }
@@ -360,10 +435,44 @@ mock_iops_set_deadline (MockIOPS *self,
 gboolean
 mock_iops_deadline_hit (MockIOPS *self)
 {
+  g_return_val_if_fail (MOCK_IS_IOPS (self), FALSE);
+
   return self->deadline_hit;
 }
 
-/* -- looking at it ----------------------------------------------------------- */
+/* -- looking at it -------------------------------------------------------- */
+
+guint
+mock_iops_n_armed (MockIOPS *self)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->entries->len; i++)
+    n += ((Entry *) g_ptr_array_index (self->entries, i))->armed;
+  return n;
+}
+
+guint
+mock_iops_n_registered (MockIOPS *self)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->entries->len; i++)
+    n += ((Entry *) g_ptr_array_index (self->entries, i))->object != NULL;
+  return n;
+}
+
+guint
+mock_iops_n_alive (MockIOPS *self)
+{
+  return g_hash_table_size (self->alive);
+}
+
+const MockIOPSCounts *
+mock_iops_get_counts (MockIOPS *self)
+{
+  return &self->counts;
+}
 
 IopsEventFlags
 mock_iops_get_flags (MockIOPS *self,
@@ -406,7 +515,7 @@ mock_iops_find (MockIOPS *self,
   return NULL;
 }
 
-/* -- the object ----------------------------------------------------------------- */
+/* -- the object ----------------------------------------------------------- */
 
 static void
 entry_free (gpointer data)
@@ -430,7 +539,15 @@ mock_iops_dispose (GObject *object)
 static void
 mock_iops_finalize (GObject *object)
 {
-  g_ptr_array_unref (MOCK_IOPS (object)->entries);
+  MockIOPS *self = MOCK_IOPS (object);
+  GHashTableIter iter;
+  gpointer alive;
+
+  g_ptr_array_unref (self->entries);
+  g_hash_table_iter_init (&iter, self->alive);
+  while (g_hash_table_iter_next (&iter, &alive, NULL))
+    g_object_weak_unref (alive, on_object_finalized, self);
+  g_hash_table_unref (self->alive);
   G_OBJECT_CLASS (mock_iops_parent_class)->finalize (object);
 }
 
@@ -454,6 +571,7 @@ static void
 mock_iops_init (MockIOPS *self)
 {
   self->entries = g_ptr_array_new_with_free_func (entry_free);
+  self->alive = g_hash_table_new (NULL, NULL);
 }
 
 MockIOPS *
