@@ -76,8 +76,7 @@ struct _EpollWatch
   guint32    armed_serial;   /* backend->serial at the latest WATCH */
   guint      slot;           /* in backend->table */
   guint32    ident;          /* tells it from a later watch in its slot */
-  int        fd;             /* of the latest WATCH */
-  guint8     place;          /* Place */
+  guint8     place;          /* Place; its fd is in the place's storage */
   guint8     mask;           /* EPOLLIN|EPOLLOUT of the latest WATCH */
   guint8     armed;          /* else disarmed or suspended */
   guint8     fired;          /* delivered since its latest WATCH */
@@ -234,10 +233,14 @@ leave_place (EpollWatch *w)
 
 static void
 enter_polled (EpollWatch *w,
-              Place       place)
+              Place       place,
+              int         fd)
 {
   w->place = place;
   polled_add (w->lane, w);
+  w->polled.pfd.fd = fd;
+  w->polled.pfd.events = wanted (w);
+  w->polled.pfd.revents = 0;
   if (place == PLACE_INVALID)
     {
       w->lane->n_invalid++;
@@ -245,18 +248,16 @@ enter_polled (EpollWatch *w,
     }
   if (place == PLACE_HOT)
     w->lane->backend->n_hot++;
-  w->polled.pfd.fd = w->fd;
-  w->polled.pfd.events = wanted (w);
-  w->polled.pfd.revents = 0;
   g_source_add_poll (&w->lane->source, &w->polled.pfd);
 }
 
 /* Cold: into the epoll set, or polled directly when epoll refuses. Makes
  * no fd: the consumer may have closed the number just before (rule 2). */
 static void
-enter_epoll (EpollWatch *w)
+enter_epoll (EpollWatch *w,
+             int         fd)
 {
-  int error = iops_epoll_set_add (w->lane->set, &w->member, w->fd, w->mask, w->slot);
+  int error = iops_epoll_set_add (w->lane->set, &w->member, fd, w->mask, w->slot);
 
   if (error == 0)
     {
@@ -264,14 +265,31 @@ enter_epoll (EpollWatch *w)
       lane_sync_set_poll (w->lane);
     }
   else
-    enter_polled (w, error == EINVAL || error == ELOOP ? PLACE_INVALID : PLACE_DIRECT);
+    enter_polled (w, error == EINVAL || error == ELOOP ? PLACE_INVALID : PLACE_DIRECT, fd);
 }
 
-/* The one way a watch changes place. */
+/* The fd @w watches where it is, or -1. */
+static int
+watch_fd (EpollWatch *w)
+{
+  switch (w->place)
+    {
+    case PLACE_NONE:
+      return -1;
+    case PLACE_EPOLL:
+      return w->member.fd;
+    default:
+      return w->polled.pfd.fd;
+    }
+}
+
+/* The one way a watch changes place: to @place in @lane, polling @fd
+ * (PLACE_NONE needs neither). */
 static void
 watch_move (EpollWatch *w,
             Lane       *lane,
-            Place       place)
+            Place       place,
+            int         fd)
 {
   Lane *left = w->lane;
 
@@ -281,12 +299,24 @@ watch_move (EpollWatch *w,
       w->lane = lane;
       lane->n_watches++;
       if (place == PLACE_EPOLL)
-        enter_epoll (w);
+        enter_epoll (w, fd);
       else
-        enter_polled (w, place);
+        enter_polled (w, place, fd);
     }
   if (left != NULL && left != lane)
     lane_release_if_unused (left);
+}
+
+/* The member of @key in @lane's set, for the set's bookkeeping. */
+static IopsEpollMember *
+lookup_member (guint    key,
+               gpointer data)
+{
+  Lane *lane = data;
+  GPtrArray *table = lane->backend->table;
+  EpollWatch *w = key < table->len ? g_ptr_array_index (table, key) : NULL;
+
+  return w != NULL && w->place == PLACE_EPOLL && w->lane == lane ? &w->member : NULL;
 }
 
 /* Another member registered this watch's number in its set: its file was
@@ -303,15 +333,30 @@ on_evicted (IopsEpollMember *member,
   lane->n_watches--;
 }
 
-/* A rebuild could not register it again: its fd is gone or was reused, or
- * no fd is left for a new set. Let poll() say what it is. */
+/* Re-creates @lane's epoll set: the only way to drop a registration the
+ * kernel kept for a closed, dup'd fd. Rare; O(watches). A watch that
+ * cannot be registered again (its fd is gone or was reused, or no fd is
+ * left for a new set) is polled directly: poll() says what it is. */
 static void
-on_refused (IopsEpollMember *member,
-            gpointer         data)
+lane_rebuild (Lane *lane)
 {
-  EpollWatch *w = (EpollWatch *) (void *) ((char *) member - G_STRUCT_OFFSET (EpollWatch, member));
+  GPtrArray *table = lane->backend->table;
 
-  enter_polled (w, PLACE_DIRECT);
+  lane->rebuild = FALSE;
+  iops_epoll_set_reset (lane->set);
+  for (guint i = 0; i < table->len; i++)
+    {
+      EpollWatch *w = g_ptr_array_index (table, i);
+      int fd;
+
+      if (w == NULL || w->lane != lane || w->place != PLACE_EPOLL)
+        continue;
+      fd = w->member.fd;
+      w->member.fd = -1;
+      if (iops_epoll_set_add (lane->set, &w->member, fd, w->member.mask, w->slot) != 0)
+        enter_polled (w, PLACE_DIRECT, fd);  /* still counted in the lane */
+    }
+  lane_sync_set_poll (lane);
 }
 
 /* Whether one more watch may be hot. When HOT_LIMIT are, one that is not
@@ -338,7 +383,7 @@ hot_room (EpollBackend *b)
 
           if (w->place == PLACE_HOT && !w->armed)
             {
-              watch_move (w, NULL, PLACE_NONE);
+              watch_move (w, NULL, PLACE_NONE, -1);
               return TRUE;
             }
         }
@@ -480,7 +525,7 @@ deliver (EpollBackend *b,
     return;  /* cleaned up, or armed again after the poll: the next one tells */
   if (!w->armed)
     {
-      watch_move (w, NULL, PLACE_NONE);  /* stopped, yet it woke us: let go */
+      watch_move (w, NULL, PLACE_NONE, -1);  /* stopped, yet it woke us: let go */
       return;
     }
   w->fired = TRUE;
@@ -489,7 +534,7 @@ deliver (EpollBackend *b,
   /* Still armed in epoll (persistent, or armed again by a WATCH that found
    * no room to promote it then): promote it now if there is room. */
   if (G_UNLIKELY (w->armed && w->place == PLACE_EPOLL) && hot_room (b))
-    watch_move (w, w->lane, PLACE_HOT);
+    watch_move (w, w->lane, PLACE_HOT, watch_fd (w));
 }
 
 static gboolean
@@ -505,9 +550,7 @@ lane_dispatch (GSource     *source,
 
   if (G_UNLIKELY (lane->rebuild))
     {
-      lane->rebuild = FALSE;
-      iops_epoll_set_rebuild (lane->set, on_refused, lane);
-      lane_sync_set_poll (lane);
+      lane_rebuild (lane);
       epoll_ready = FALSE;
     }
 
@@ -553,7 +596,7 @@ lane_new (EpollBackend *b,
   lane->priority = priority;
   /* Without an fd to spare (EMFILE) the lane's watches are polled
    * directly, as the gsource backend would, until one is free again. */
-  lane->set = iops_epoll_set_new (on_evicted, lane);
+  lane->set = iops_epoll_set_new (lookup_member, on_evicted, lane);
   lane->polled = g_ptr_array_new ();
   g_source_set_static_name (&lane->source, "IopsGLibIOPS");
   g_source_set_priority (&lane->source, priority);
@@ -597,7 +640,6 @@ epoll_watch_new (IopsBackend *backend,
 
   w->watch = watch;
   w->ident = ++b->next_ident;
-  w->fd = -1;
   if (b->free_slots->len > 0)
     {
       w->slot = g_array_index (b->free_slots, guint, b->free_slots->len - 1);
@@ -619,12 +661,14 @@ epoll_watch_free (IopsBackend *backend,
   EpollBackend *b = (EpollBackend *) backend;
   EpollWatch *w = poll;
 
-  watch_move (w, NULL, PLACE_NONE);
+  watch_move (w, NULL, PLACE_NONE, -1);
   g_ptr_array_index (b->table, w->slot) = NULL;
   g_array_append_val (b->free_slots, w->slot);
   g_slice_free (EpollWatch, w);
 }
 
+/* Any arm but the re-arm of a polled watch: a first one, a cold one,
+ * another fd or priority. */
 /* Any arm but the re-arm of a polled watch: a first one, a cold one,
  * another fd or priority. */
 static G_GNUC_NO_INLINE void
@@ -635,18 +679,17 @@ watch_arm_slow (EpollBackend *b,
 {
   gboolean promote = w->fired && w->place != PLACE_HOT && hot_room (b);
 
-  if (w->lane != lane || w->fd != fd)
-    watch_move (w, NULL, PLACE_NONE);
-  w->fd = fd;
+  if (w->lane != lane || watch_fd (w) != fd)
+    watch_move (w, NULL, PLACE_NONE, -1);
   w->fired = FALSE;
 
   if (w->place == PLACE_NONE || (w->place == PLACE_EPOLL && promote))
-    watch_move (w, lane, promote ? PLACE_HOT : PLACE_EPOLL);
+    watch_move (w, lane, promote ? PLACE_HOT : PLACE_EPOLL, fd);
   else if (w->place == PLACE_EPOLL &&
            iops_epoll_set_modify (lane->set, &w->member, w->mask) != 0)
     /* The kernel forgot the fd (it was closed, maybe reopened as another
      * file with the same number): register it afresh. */
-    watch_move (w, lane, PLACE_EPOLL);
+    watch_move (w, lane, PLACE_EPOLL, fd);
   else
     w->polled.pfd.events = wanted (w);
 }
@@ -671,8 +714,8 @@ epoll_watch_arm (IopsBackend    *backend,
   /* The usual re-arm, of a polled watch: poll() is stateless, so the same
    * number is whatever file it is now (rule 1) and asking for readiness
    * again is a store. */
-  if (G_LIKELY (w->lane == lane && w->fd == fd &&
-                (w->place == PLACE_HOT || w->place == PLACE_DIRECT)))
+  if (G_LIKELY ((w->place == PLACE_HOT || w->place == PLACE_DIRECT) &&
+                w->lane == lane && w->polled.pfd.fd == fd))
     {
       w->polled.pfd.events = mask_to_condition (w->mask);
       w->fired = FALSE;
@@ -692,7 +735,7 @@ watch_stop (EpollWatch *w)
   if (w->place == PLACE_HOT || w->place == PLACE_DIRECT)
     w->polled.pfd.events = 0;
   else if (w->place == PLACE_INVALID)
-    watch_move (w, NULL, PLACE_NONE);  /* no poll would ever clear it */
+    watch_move (w, NULL, PLACE_NONE, -1);  /* no poll would ever clear it */
 }
 
 static void

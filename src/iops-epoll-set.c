@@ -11,15 +11,18 @@
 
 #include "iops-epoll-set.h"
 
+/* What the set keeps per member is only a key per fd number: the owners
+ * know their members, and there is one per watched fd, idle ones included. */
 struct _IopsEpollSet
 {
-  int               epfd;      /* -1 while fds ran out */
-  GPtrArray        *members;   /* IopsEpollMember *, in the set */
-  GArray           *by_fd;     /* guint: 1 + the member index in members that
-                                * registered each number, 0 for none */
+  int               epfd;       /* -1 while fds ran out */
+  guint             n_members;
+  GArray           *by_fd;      /* guint: 1 + the key of the member that
+                                 * registered each number, 0 for none */
   guint32           next_gen;
+  IopsEpollLookup   lookup;
   IopsEpollEvicted  evicted;
-  gpointer          evicted_data;
+  gpointer          data;
 };
 
 static inline GIOCondition
@@ -32,17 +35,18 @@ epoll_to_condition (guint32 events)
 }
 
 IopsEpollSet *
-iops_epoll_set_new (IopsEpollEvicted evicted,
+iops_epoll_set_new (IopsEpollLookup  lookup,
+                    IopsEpollEvicted evicted,
                     gpointer         data)
 {
   IopsEpollSet *self = g_new0 (IopsEpollSet, 1);
 
   self->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  self->members = g_ptr_array_new ();
   self->by_fd = g_array_new (FALSE, TRUE, sizeof (guint));
   self->next_gen = 1;
+  self->lookup = lookup;
   self->evicted = evicted;
-  self->evicted_data = data;
+  self->data = data;
   return self;
 }
 
@@ -51,7 +55,6 @@ iops_epoll_set_free (IopsEpollSet *self)
 {
   if (self->epfd >= 0)
     close (self->epfd);
-  g_ptr_array_unref (self->members);
   g_array_unref (self->by_fd);
   g_free (self);
 }
@@ -73,24 +76,21 @@ iops_epoll_set_get_fd (IopsEpollSet *self)
 guint
 iops_epoll_set_n_members (IopsEpollSet *self)
 {
-  return self->members->len;
+  return self->n_members;
 }
 
+/* The member that registered @fd last, if it still has it. */
 static inline IopsEpollMember *
 owner_of (IopsEpollSet *self,
           int           fd)
 {
   guint entry = (guint) fd < self->by_fd->len ? g_array_index (self->by_fd, guint, fd) : 0;
-  IopsEpollMember *member;
+  IopsEpollMember *member = entry > 0 ? self->lookup (entry - 1, self->data) : NULL;
 
-  if (entry == 0 || entry > self->members->len)
-    return NULL;
-  member = g_ptr_array_index (self->members, entry - 1);
-  return member->fd == fd ? member : NULL;
+  return member != NULL && member->fd == fd ? member : NULL;
 }
 
-/* Indices, not pointers: half the size, as it is as long as the highest fd
- * number. Grows by a quarter for the same reason. */
+/* Grows by a quarter: it is as long as the highest fd number. */
 static void
 set_owner (IopsEpollSet    *self,
            int              fd,
@@ -98,20 +98,14 @@ set_owner (IopsEpollSet    *self,
 {
   if ((guint) fd >= self->by_fd->len)
     g_array_set_size (self->by_fd, MAX ((guint) fd + 1, self->by_fd->len + self->by_fd->len / 4));
-  g_array_index (self->by_fd, guint, fd) = member != NULL ? member->index + 1 : 0;
+  g_array_index (self->by_fd, guint, fd) = member != NULL ? member->key + 1 : 0;
 }
 
 static void
-members_remove (IopsEpollSet    *self,
-                IopsEpollMember *member)
+forget_member (IopsEpollSet    *self,
+               IopsEpollMember *member)
 {
-  IopsEpollMember *last = g_ptr_array_index (self->members, self->members->len - 1);
-
-  g_ptr_array_index (self->members, member->index) = last;
-  if (last != member && owner_of (self, last->fd) == last)
-    g_array_index (self->by_fd, guint, last->fd) = member->index + 1;
-  last->index = member->index;
-  g_ptr_array_set_size (self->members, self->members->len - 1);
+  self->n_members--;
   member->fd = -1;
   member->mask = 0;
   member->gen = 0;
@@ -158,14 +152,13 @@ iops_epoll_set_add (IopsEpollSet    *self,
   previous = owner_of (self, fd);
   if (previous != NULL)
     {
-      members_remove (self, previous);
-      self->evicted (previous, self->evicted_data);
+      forget_member (self, previous);
+      self->evicted (previous, self->data);
     }
   set_owner (self, fd, member);
   member->fd = fd;
   member->mask = mask;
-  member->index = self->members->len;
-  g_ptr_array_add (self->members, member);
+  self->n_members++;
   return 0;
 }
 
@@ -197,7 +190,7 @@ iops_epoll_set_remove (IopsEpollSet    *self,
         epoll_ctl (self->epfd, EPOLL_CTL_DEL, member->fd, NULL);
       set_owner (self, member->fd, NULL);
     }
-  members_remove (self, member);
+  forget_member (self, member);
 }
 
 guint
@@ -218,28 +211,11 @@ iops_epoll_set_wait (IopsEpollSet   *self,
 }
 
 void
-iops_epoll_set_rebuild (IopsEpollSet     *self,
-                        IopsEpollEvicted  refused,
-                        gpointer          data)
+iops_epoll_set_reset (IopsEpollSet *self)
 {
-  g_autoptr(GPtrArray) members = g_steal_pointer (&self->members);
-
   if (self->epfd >= 0)
     close (self->epfd);
   self->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  self->members = g_ptr_array_new ();
+  self->n_members = 0;
   g_array_set_size (self->by_fd, 0);
-
-  for (guint i = 0; i < members->len; i++)
-    {
-      IopsEpollMember *member = g_ptr_array_index (members, i);
-      int fd = member->fd;
-
-      member->fd = -1;
-      if (iops_epoll_set_add (self, member, fd, member->mask, member->key) != 0)
-        {
-          member->mask = 0;
-          refused (member, data);
-        }
-    }
 }

@@ -20,14 +20,13 @@ typedef struct _IopsEpollSet IopsEpollSet;
 /* The most events one iops_epoll_set_wait() returns. */
 #define IOPS_EPOLL_SET_MAX_EVENTS 256
 
-/* One registration, embedded in its owner. */
+/* One registration, embedded in its owner, who finds it again by its key. */
 typedef struct
 {
   int      fd;     /* registered, or -1 when not in the set */
   guint32  mask;   /* EPOLLIN|EPOLLOUT the kernel holds */
   guint32  gen;    /* of the registration */
   guint    key;    /* the owner's, returned with its events */
-  guint    index;  /* in the set's member array */
 } IopsEpollMember;
 
 typedef struct
@@ -37,6 +36,9 @@ typedef struct
   GIOCondition revents;
 } IopsEpollEvent;
 
+/* The owner's: the member of @key (whatever set it is in), or NULL. */
+typedef IopsEpollMember *(*IopsEpollLookup) (guint    key,
+                                             gpointer data);
 /* A member the set let go of without being asked: another member
  * registered its number, which proves its file was closed. */
 typedef void (*IopsEpollEvicted) (IopsEpollMember *member,
@@ -44,7 +46,8 @@ typedef void (*IopsEpollEvicted) (IopsEpollMember *member,
 
 /* Without an fd to spare (EMFILE) the set is not usable; it tries again
  * when asked with iops_epoll_set_usable(). */
-IopsEpollSet *iops_epoll_set_new     (IopsEpollEvicted  evicted,
+IopsEpollSet *iops_epoll_set_new     (IopsEpollLookup   lookup,
+                                      IopsEpollEvicted  evicted,
                                       gpointer          data);
 /* Closes the epoll fd, which drops every registration of this process. */
 void          iops_epoll_set_free    (IopsEpollSet     *self);
@@ -78,11 +81,8 @@ guint         iops_epoll_set_wait    (IopsEpollSet     *self,
                                       IopsEpollEvent   *events,
                                       guint             max);
 
-/* Re-creates the epoll set and registers every member again; the members
- * that cannot be (their fd is gone, or no fd is left for a new set) are
- * taken out and passed to @refused. */
-void          iops_epoll_set_rebuild (IopsEpollSet     *self,
-                                      IopsEpollEvicted  refused,
-                                      gpointer          data);
+/* Re-creates the epoll set, empty: the owner then adds its members again
+ * (iops_epoll_set_add() after setting each member's fd to -1). */
+void          iops_epoll_set_reset   (IopsEpollSet     *self);
 
 G_END_DECLS
