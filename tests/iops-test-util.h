@@ -257,6 +257,9 @@ guint    test_count_open_fds  (void);
 
 /* -- fds ------------------------------------------------------------------ */
 
+/* Both ends of a socketpair, for arrays of them. */
+typedef int TestPair[2];
+
 /* A non-blocking socketpair. */
 void     test_socketpair     (int fds[2]);
 /* A non-blocking socketpair whose first end is on fd number @number (which

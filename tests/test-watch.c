@@ -22,9 +22,6 @@
 
 typedef TestFixture Fixture;
 
-/* Both ends of a socketpair, for arrays of them. */
-typedef int Pair[2];
-
 /* What the ::ready signal reported. */
 typedef struct
 {
@@ -1390,7 +1387,7 @@ test_many_idle_fds (Fixture       *f,
 {
   enum { N_IDLE = 2000 };
   int busy[2];
-  Pair *idle;
+  TestPair *idle;
   TestIOEvent **idle_events;
   g_autoptr(TestIOEvent) event = NULL;
   Echo echo = { f, -1, 500 };
@@ -1400,7 +1397,7 @@ test_many_idle_fds (Fixture       *f,
       g_test_skip ("RLIMIT_NOFILE too low");
       return;
     }
-  idle = g_new (Pair, N_IDLE);
+  idle = g_new (TestPair, N_IDLE);
   idle_events = g_new (TestIOEvent *, N_IDLE);
 
   for (guint i = 0; i < N_IDLE; i++)
@@ -1471,7 +1468,7 @@ test_hot_set_turnover (Fixture       *f,
                        gconstpointer  data)
 {
   enum { N = 300 };
-  Pair *pairs = g_new (Pair, N + 1);
+  TestPair *pairs = g_new (TestPair, N + 1);
   TestIOEvent **events = g_new (TestIOEvent *, N + 1);
   guint delivered = 0;
 
