@@ -857,6 +857,8 @@ typedef struct
 
 static const Busy busy_watch = { TRUE, FALSE, TRUE };
 static const Busy busy_timer = { FALSE, TRUE, TRUE };
+/* Regression: an fd that stays ready next to a timer of the same IOPS due
+ * on every iteration; each must get its turn. */
 static const Busy busy_timer_and_watch = { TRUE, TRUE, FALSE };
 
 #define BUSY_ITERATIONS 200
