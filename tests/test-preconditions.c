@@ -1,7 +1,11 @@
-/* test-preconditions.c — rule 12 (bad input), and the edges of rules 5
- * and 6 that bad input touches
+/* test-preconditions.c — rule 12 of DESIGN.md (bad input), and the edges
+ * of rules 5 and 6 that bad input touches
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Every case runs on every backend (IOPS_GLIB_BACKEND). Flags 0 at WATCH
+ * (an UNWATCH, not bad input) is tested in test-watch.c, the default
+ * factories (rule 6) in test-refs.c.
  */
 #include <unistd.h>
 
@@ -71,30 +75,7 @@ static void
 run_past (Fixture *f,
           gint64   usecs)
 {
-  gboolean fired = FALSE;
-  g_autoptr(TestTimerEvent) sentinel = test_timer_event_new ();
-
-  sentinel->hook = test_timer_flag_hook;
-  sentinel->hook_data = &fired;
-  update_timer (f, sentinel, IOPS_EVACTION_WATCH, usecs);
-  g_assert_true (test_iterate_until (f->context, &fired, TEST_DEADLINE_MS));
-  update_timer (f, sentinel, IOPS_EVACTION_CLEANUP, 0);
-}
-
-typedef struct
-{
-  IopsIOPS *iops;
-  gboolean  expired;
-} Guard;
-
-static gboolean
-guard_expired (gpointer data)
-{
-  Guard *guard = data;
-
-  guard->expired = TRUE;
-  iops_iops_stop_watching (guard->iops);
-  return G_SOURCE_REMOVE;
+  test_run_past (f->context, f->iops, usecs);
 }
 
 /* Rule 8 as a probe: start_watching returns at once when nothing is armed,
@@ -102,15 +83,7 @@ guard_expired (gpointer data)
 static void
 assert_nothing_armed (Fixture *f)
 {
-  Guard guard = { f->iops, FALSE };
-  GSource *source = g_timeout_source_new (TEST_DEADLINE_MS);
-
-  g_source_set_callback (source, guard_expired, &guard, NULL);
-  g_source_attach (source, f->context);
-  iops_iops_start_watching (f->iops);
-  g_source_destroy (source);
-  g_source_unref (source);
-  g_assert_false (guard.expired);
+  g_assert_true (test_start_watching_bounded (f->context, f->iops));
 }
 
 /* A watch on the fixture's first fd whose callbacks set @ready. */
@@ -118,22 +91,7 @@ static TestIOEvent *
 flagged_event_new (Fixture  *f,
                    gboolean *ready)
 {
-  TestIOEvent *event = test_io_event_new (f->fds[0]);
-
-  event->hook = test_io_flag_hook;
-  event->hook_data = ready;
-  return event;
-}
-
-/* A timer whose callback sets @fired. */
-static TestTimerEvent *
-flagged_timer_new (gboolean *fired)
-{
-  TestTimerEvent *timer = test_timer_event_new ();
-
-  timer->hook = test_timer_flag_hook;
-  timer->hook_data = fired;
-  return timer;
+  return test_io_event_new_flagged (f->fds[0], ready);
 }
 
 /* Rejected calls armed nothing and kept no reference on @event. */
@@ -453,7 +411,7 @@ test_unknown_action_keeps_timer (Fixture       *f,
                                  gconstpointer  data)
 {
   gboolean fired = FALSE;
-  g_autoptr(TestTimerEvent) timer = flagged_timer_new (&fired);
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new_flagged (&fired);
   gint64 armed_at;
 
   armed_at = g_get_monotonic_time ();
@@ -554,7 +512,7 @@ test_negative_usecs_keeps_timer (Fixture       *f,
                                  gconstpointer  data)
 {
   gboolean fired = FALSE;
-  g_autoptr(TestTimerEvent) timer = flagged_timer_new (&fired);
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new_flagged (&fired);
   gint64 armed_at;
 
   armed_at = g_get_monotonic_time ();
@@ -618,7 +576,7 @@ test_unwatch_ignores_usecs (Fixture       *f,
                             gconstpointer  data)
 {
   gboolean fired = FALSE;
-  g_autoptr(TestTimerEvent) timer = flagged_timer_new (&fired);
+  g_autoptr(TestTimerEvent) timer = test_timer_event_new_flagged (&fired);
 
   update_timer (f, timer, IOPS_EVACTION_WATCH, 1000);
   update_timer (f, timer, IOPS_EVACTION_UNWATCH, -1);
@@ -676,25 +634,7 @@ test_disarm_never_watched (Fixture       *f,
   g_assert_null (timer_alive);
 }
 
-static void
-test_watch_zero_flags_unwatches (Fixture       *f,
-                                 gconstpointer  data)
-{
-  g_autoptr(TestIOEvent) event = test_io_event_new (f->fds[0]);
-
-  /* Rule 1: flags 0 with WATCH means UNWATCH, not an error. */
-  update_event (f, event, IOPS_EVACTION_WATCH, IOPS_READ_EVENT);
-  update_event (f, event, IOPS_EVACTION_WATCH, 0);
-
-  g_assert_cmpint (write (f->fds[1], "x", 1), ==, 1);
-  assert_nothing_armed (f);
-  run_past (f, 1000);
-  g_assert_cmpuint (test_io_event_total (event), ==, 0);
-
-  update_event (f, event, IOPS_EVACTION_CLEANUP, 0);
-}
-
-/* -- constructors and factories ----------------------------------------- */
+/* -- constructors -------------------------------------------------------- */
 
 static void
 test_io_event_new_negative (void)
@@ -714,46 +654,11 @@ test_io_event_new_negative (void)
   g_assert_cmpint (iops_io_event_fileno (plain), ==, -1);
 }
 
-static void
-test_default_factories (Fixture       *f,
-                        gconstpointer  data)
-{
-  IopsIOEvent *event = iops_iops_io_event_factory (f->iops);
-  IopsTimerEvent *timer = iops_iops_timer_event_factory (f->iops);
-  gpointer event_alive = event, timer_alive = timer;
-
-  g_assert_nonnull (event);
-  g_assert_nonnull (timer);
-  g_assert_true (G_OBJECT_TYPE (event) == IOPS_TYPE_IO_EVENT);
-  g_assert_true (G_OBJECT_TYPE (timer) == IOPS_TYPE_TIMER_EVENT);
-  g_assert_cmpuint (G_OBJECT (event)->ref_count, ==, 1);
-  g_assert_cmpuint (G_OBJECT (timer)->ref_count, ==, 1);
-  g_assert_cmpint (iops_io_event_get_fd (event), ==, -1);
-
-  /* Two calls, two objects. */
-  {
-    g_autoptr(IopsIOEvent) another = iops_iops_io_event_factory (f->iops);
-    g_autoptr(IopsTimerEvent) another_timer = iops_iops_timer_event_factory (f->iops);
-
-    g_assert_true (another != event);
-    g_assert_true (another_timer != timer);
-  }
-
-  /* Creating arms nothing, and the IOPS holds neither. */
-  assert_nothing_armed (f);
-  g_object_add_weak_pointer (G_OBJECT (event), &event_alive);
-  g_object_add_weak_pointer (G_OBJECT (timer), &timer_alive);
-  g_object_unref (event);
-  g_object_unref (timer);
-  g_assert_null (event_alive);
-  g_assert_null (timer_alive);
-}
-
 int
 main (int   argc,
       char *argv[])
 {
-  g_test_init (&argc, &argv, NULL);
+  test_init (&argc, &argv);
 
 #define ADD(path, func) \
   g_test_add ("/iops/glib/preconditions/" path, Fixture, NULL, fixture_setup, func, fixture_teardown)
@@ -783,9 +688,7 @@ main (int   argc,
   ADD ("unwatch-ignores-usecs", test_unwatch_ignores_usecs);
   ADD ("cleanup-ignores-usecs", test_cleanup_ignores_usecs);
   ADD ("disarm-never-watched", test_disarm_never_watched);
-  ADD ("watch-zero-flags-unwatches", test_watch_zero_flags_unwatches);
   g_test_add_func ("/iops/glib/preconditions/io-event-new-negative", test_io_event_new_negative);
-  ADD ("default-factories", test_default_factories);
 
 #undef ADD
 

@@ -18,7 +18,7 @@ IOPS_TEST_DEPS=(
   valgrind
   libasan8 libubsan1
   gi-docgen valac
-  libgtk-4-dev xvfb
+  libgtk-4-dev xvfb gir1.2-gdkpixbuf-2.0
   clang libclang-rt-14-dev
   memcached
 )
