@@ -11,7 +11,8 @@
  * IOPS_MODEL_SEED runs that one seed only; IOPS_MODEL_OPS is the number of
  * operations per seed, IOPS_MODEL_SEEDS the number of seeds per run. Timer
  * deadlines are real time, so a replay takes the same course unless the
- * machine's timing differs a lot.
+ * machine's timing differs a lot. IOPS_MODEL_DISABLE=CROWD,FILENO,... turns
+ * operations off (see model_disable()), to tell which one finds a bug.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,16 @@ typedef struct
 } Run;
 
 static void
+disable_from_env (Model *model)
+{
+  g_auto(GStrv) names = g_strsplit (g_getenv ("IOPS_MODEL_DISABLE") ?: "", ",", -1);
+
+  for (guint i = 0; names[i] != NULL; i++)
+    if (*g_strstrip (names[i]) != '\0' && !model_disable (model, names[i]))
+      g_error ("IOPS_MODEL_DISABLE: no operation is called %s", names[i]);
+}
+
+static void
 test_run (gconstpointer data)
 {
   const Run *run = data;
@@ -86,12 +97,14 @@ test_run (gconstpointer data)
 
   start = g_get_monotonic_time ();
   model = model_new_random (run->seed);
+  disable_from_env (model);
   if (!model_run (model, run->ops))
     {
-      g_printerr ("%s\nreplay: IOPS_GLIB_BACKEND=%s IOPS_MODEL_SEED=%" G_GUINT64_FORMAT
-                  " IOPS_MODEL_OPS=%" G_GUINT64_FORMAT " %s\n",
-                  model_get_error (model), g_getenv ("IOPS_GLIB_BACKEND") ?: "",
-                  run->seed, run->ops, g_get_prgname ());
+      g_printerr ("replay: IOPS_GLIB_BACKEND=%s IOPS_MODEL_SEED=%" G_GUINT64_FORMAT
+                  " IOPS_MODEL_OPS=%" G_GUINT64_FORMAT "%s%s %s\n",
+                  g_getenv ("IOPS_GLIB_BACKEND") ?: "", run->seed, run->ops,
+                  g_getenv ("IOPS_MODEL_DISABLE") ? " IOPS_MODEL_DISABLE=" : "",
+                  g_getenv ("IOPS_MODEL_DISABLE") ?: "", g_get_prgname ());
       g_test_fail_printf ("model violation with seed %" G_GUINT64_FORMAT, run->seed);
     }
   secs = (g_get_monotonic_time () - start) / 1e6;
