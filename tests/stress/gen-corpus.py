@@ -126,20 +126,25 @@ def mixed():
     return out
 
 
+# A size byte of 40 makes about 400 fds (see op_crowd()): enough to need
+# more than one dispatch's worth, cheap enough for the fuzzer.
+CROWD_400 = 40
+
+
 def crowd_devnull():
-    """Some 1,200 /dev/null fds, which epoll polls directly, one-shot and
+    """Some 400 /dev/null fds, which epoll polls directly, one-shot and
     re-armed from their callbacks: every one must be delivered."""
-    return [0] + crowd(255, CROWD_DEVNULL) + [OP['ITERATE']] * 40
+    return [0] + crowd(CROWD_400, CROWD_DEVNULL) + [OP['ITERATE']] * 30
 
 
 def crowd_sockets_persistent():
     """Socket ends with unread data or room (and idle ones), persistent."""
-    return [1] + crowd(255, CROWD_SOCKETS, 7) + [OP['ITERATE']] * 40
+    return [1] + crowd(CROWD_400, CROWD_SOCKETS, 7) + [OP['ITERATE']] * 30
 
 
 def crowd_mixed():
     """A crowd of both kinds while other watches come and go."""
-    out = [0] + open_chan(0) + io_new(0) + io_new(1) + crowd(128, CROWD_MIXED, 3)
+    out = [0] + open_chan(0) + io_new(0) + io_new(1) + crowd(CROWD_400, CROWD_MIXED, 3)
     out += io_watch(0, 0, R) + io_watch(1, 1, W)
     for i in range(30):
         out += [OP['WRITE'], 1, 1 + i] + [OP['ITERATE'], 0x40, OP['ITERATE'], 0x41, OP['ITERATE']]

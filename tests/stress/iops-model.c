@@ -87,8 +87,7 @@
 #define CROWD_FD_BASE   (FD_BASE + N_NUMS)
 #define CROWD_MIN       256
 #define CROWD_MAX       1200
-#define CROWD_LIFE      (STARVE_LIMIT + 8)  /* iterations */
-#define CROWD_GATE      64                  /* of 256 CROWD opcodes build one */
+#define CROWD_LIFE      (STARVE_LIMIT + 4)  /* iterations */
 #define CROWD_SPACING   40000               /* random runs: operations between crowds */
 #define FD_SLACK        16
 
@@ -1359,9 +1358,11 @@ op_crowd (Model *m)
   guint8 gate = next_byte (m), size = next_byte (m), kind = next_byte (m), seed = next_byte (m);
   guint low = MIN (CROWD_MIN, m->crowd_cap);
 
-  /* Rare: a crowd costs as much as thousands of other operations. */
-  if (gate >= CROWD_GATE || m->crowd.members != NULL || m->crowd_cap == 0 ||
-      (!m->from_bytes && m->n_ops < m->next_crowd_at))
+  /* Rare: a crowd costs as much as thousands of other operations. Random
+   * runs space them out; a fuzzer's bytes need a gate byte of 0, or most
+   * of its inputs would build one. */
+  if (m->crowd.members != NULL || m->crowd_cap == 0 ||
+      (m->from_bytes ? gate != 0 : gate >= 64 || m->n_ops < m->next_crowd_at))
     return FALSE;
 
   m->crowd.kind = kind % G_N_ELEMENTS (crowd_kinds);
