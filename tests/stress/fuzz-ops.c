@@ -14,6 +14,21 @@
 
 int LLVMFuzzerTestOneInput (const guint8 *data, size_t size);
 
+/* A critical (a rejected call) or a warning is a finding too. abort(),
+ * which libFuzzer catches to save the input, rather than GLib's fatal
+ * logging, whose breakpoint trap ends the fuzzer without saving it. */
+static GLogWriterOutput
+abort_on_warning (GLogLevelFlags   level,
+                  const GLogField *fields,
+                  gsize            n_fields,
+                  gpointer         user_data)
+{
+  g_log_writer_standard_streams (level, fields, n_fields, user_data);
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+    abort ();
+  return G_LOG_WRITER_HANDLED;
+}
+
 int
 LLVMFuzzerTestOneInput (const guint8 *data,
                         size_t        size)
@@ -24,8 +39,7 @@ LLVMFuzzerTestOneInput (const guint8 *data,
 
   if (!initialized)
     {
-      /* A critical (a rejected call) is a finding too. */
-      g_log_set_always_fatal (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
+      g_log_set_writer_func (abort_on_warning, NULL, NULL);
       disabled = g_strsplit (g_getenv ("IOPS_MODEL_DISABLE") ?: "", ",", -1);
       initialized = TRUE;
     }

@@ -28,7 +28,7 @@
 #endif
 
 #define DEFAULT_SEEDS           4
-#define DEFAULT_OPS_PER_SEED    500000   /* 4 × 500k = 2M per backend, ~5 s */
+#define DEFAULT_OPS_PER_SEED    500000   /* 4 × 500k = 2M per backend, ~2 s a seed */
 #define SLOW_OPS_PER_SEED       50000    /* under valgrind or ThreadSanitizer */
 
 #if defined(__SANITIZE_THREAD__)
