@@ -7,7 +7,8 @@
 #   2. the C and stress tests under valgrind (the 'valgrind' test setup);
 #   3. everything again built with AddressSanitizer and UBSan in build-asan/
 #      (introspection off: the interpreters are not built with ASan);
-#   4. the soak tests (threads, faults) under ThreadSanitizer in build-tsan/;
+#   4. the soak tests (threads, faults) and the stress tests (the model drops
+#      references on a worker thread) under ThreadSanitizer in build-tsan/;
 #   5. the libFuzzer targets, built with clang in build-fuzz/, for a bounded
 #      time each.
 # It goes on after a failure, ends with the line "N passed, N failed"
@@ -90,12 +91,13 @@ if build asan build-asan -Dtests=true -Dintrospection=disabled \
     run_tests asan build-asan
 fi
 
-# ThreadSanitizer over the soak tests (threads hammering stop_watching).
+# ThreadSanitizer over the soak tests (threads hammering stop_watching) and
+# the stress tests (references dropped on a worker while the context runs).
 if build tsan build-tsan -Dtests=true -Dintrospection=disabled \
      -Ddocs=disabled -Dvapi=disabled -Dgtk_demo=disabled -Db_sanitize=thread; then
   TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' \
   G_SLICE=always-malloc \
-    run_tests tsan build-tsan --suite soak
+    run_tests tsan build-tsan --suite soak --suite stress
 fi
 
 # libFuzzer needs clang: the fuzz targets run for a bounded time each.

@@ -27,9 +27,18 @@ Model      *model_new_bytes  (const guint8 *data,
 
 /* Runs operations until @max_ops (0: no limit) or the end of the bytes,
  * lets the loop settle, and tears everything down with its checks.
- * Returns FALSE on the first violation; model_get_error() tells it. */
+ * Returns FALSE on the first violation, which it prints to stderr at once
+ * (the library may crash right after); model_get_error() tells it too. */
 gboolean    model_run        (Model        *model,
                               guint64       max_ops);
+
+/* Turns off an operation, by its name in the trace (CROWD, IO_DROP_THREAD,
+ * ...), to tell which one finds a bug: its opcode bytes become no-ops.
+ * FILENO: a fileno() override never re-enters; FILENO_CLEANUP,
+ * FILENO_WATCH, FILENO_UNWATCH, FILENO_UNREF: it never does that one.
+ * Call before model_run(). Returns FALSE for an unknown name. */
+gboolean    model_disable    (Model        *m,
+                              const char   *name);
 
 /* A report of the violation with the latest operations, or NULL. */
 const char *model_get_error  (Model        *model);
