@@ -13,11 +13,11 @@
 #include "iops-timer-heap.h"
 #include "iops-timer-queue.h"
 
-/* Stale nodes are dropped in one pass once they are twice as many as the
- * live ones (and more than STALE_SLACK): cancelling stays O(1) amortized,
- * and the heap holds at most about three nodes per armed timer. */
-#define STALE_SLACK 32
-#define STALE_RATIO 2
+/* Cancelling is O(1): the node stays, stale. Stale nodes go when they
+ * surface, all at once when nothing is armed any more, and before the heap
+ * would grow to make room while they are at least as many as the live
+ * ones: so the heap grows to less than four nodes per timer ever armed at
+ * once, and each node is dropped once. */
 
 #define TFD_UNKNOWN (-2)  /* what the timerfd is set to is not known */
 
@@ -243,6 +243,9 @@ iops_timer_queue_push (IopsTimerQueue *self,
 {
   IopsTimerNode node = { deadline, seq, timer };
 
+  if (G_UNLIKELY (self->heap.len == self->heap.allocated) &&
+      self->heap.len - self->n_live >= self->n_live)
+    iops_timer_heap_filter (&self->heap, keep_live, drop_node, NULL);
   iops_timer_heap_push (&self->heap, &node);
   self->n_live++;
 }
@@ -250,15 +253,7 @@ iops_timer_queue_push (IopsTimerQueue *self,
 void
 iops_timer_queue_stale (IopsTimerQueue *self)
 {
-  guint n_stale;
-
-  self->n_live--;
-  n_stale = self->heap.len - self->n_live;
-  if (n_stale <= STALE_SLACK || n_stale <= STALE_RATIO * self->n_live)
-    return;
   /* With nothing armed any more, no order is left to keep. */
-  if (self->n_live == 0)
+  if (--self->n_live == 0)
     drop_all (self);
-  else
-    iops_timer_heap_filter (&self->heap, keep_live, drop_node, NULL);
 }

@@ -124,10 +124,9 @@ timer_lookup (IopsTimers     *self,
 }
 
 void
-iops_timers_node_gone (IopsTimer *timer)
+iops_timers_free_timer (IopsTimer *timer)
 {
-  if (--timer->n_nodes == 0 && timer->unregistered)
-    g_slice_free (IopsTimer, timer);
+  g_slice_free (IopsTimer, timer);
 }
 
 /* Takes @timer out of its queue, if armed: its node stays, stale. */

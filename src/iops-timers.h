@@ -53,7 +53,16 @@ guint       iops_timers_n_armed      (IopsTimers     *self);
 /* Queue → core. */
 guint64     iops_timers_last_seq     (IopsTimers     *self);
 void        iops_timers_fire         (IopsTimer      *timer);
-void        iops_timers_node_gone    (IopsTimer      *timer);
+void        iops_timers_free_timer   (IopsTimer      *timer);
+
+/* One queue node naming @timer is gone; the last one frees a registration
+ * that CLEANUP left. Inline: queues drop stale nodes by the thousand. */
+static inline void
+iops_timers_node_gone (IopsTimer *timer)
+{
+  if (--timer->n_nodes == 0 && G_UNLIKELY (timer->unregistered))
+    iops_timers_free_timer (timer);
+}
 void        iops_timers_queue_idle   (IopsTimers     *self,
                                       IopsTimerQueue *queue);
 
