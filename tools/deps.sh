@@ -75,17 +75,24 @@ iops_ensure_packages ()
   fi
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get install -y --no-install-recommends "${missing[@]}" || return 1
+  # meson keeps the result of every header and library check across
+  # reconfigurations: a build configured before these packages came must
+  # start afresh to see them (see iops_meson_setup).
+  IOPS_PACKAGES_INSTALLED=1
 }
 
 # iops_meson_setup DIR [OPTION...]: configures DIR, reusing an existing
 # configuration (with the given options applied) or starting afresh when
-# that fails, e.g. after a meson upgrade.
+# that fails, e.g. after a meson upgrade, or when packages were just
+# installed.
 iops_meson_setup ()
 {
   local dir=$1
   shift
-  if [[ -f $dir/meson-private/coredata.dat ]]; then
+  if [[ -f $dir/meson-private/coredata.dat && -n ${IOPS_PACKAGES_INSTALLED:-} ]]; then
+    meson setup --wipe "$dir" "$@"
+  elif [[ -f $dir/meson-private/coredata.dat ]]; then
     meson setup --reconfigure "$dir" "$@" || meson setup --wipe "$dir" "$@"
   else
     meson setup "$dir" "$@"
