@@ -33,6 +33,7 @@ struct _IopsCurlSocket
   curl_socket_t   fd;      /* also the event's "fd": the IOPS reads it at WATCH */
   IopsEventFlags  flags;   /* what curl asked for last */
   guint           serial;  /* counts curl's requests for this socket */
+  int             deferred;  /* CURL_CSELECT_* seen while curl was busy */
   GList           link;    /* in the bridge's live sockets */
 };
 
@@ -59,6 +60,10 @@ struct _IopsCurl
   GDestroyNotify    destroy;
   guint             in_curl;         /* curl_multi_socket_action() calls on the stack */
   gboolean          detach_pending;  /* iops_curl_detach() came from inside one */
+  /* Readiness and a timeout that came while curl was on the stack (a loop
+   * iterated from inside a curl callback), for when it is off it again. */
+  GPtrArray        *deferred;        /* IopsCurlSocket, a reference each */
+  gboolean          timeout_deferred;
 };
 
 static void socket_ready (IopsCurlSocket *sock,
@@ -196,6 +201,7 @@ socket_drop (IopsCurl       *self,
              IopsCurlSocket *sock)
 {
   sock->bridge = NULL;
+  sock->deferred = 0;
   iops_iops_update_event (self->iops, IOPS_IO_EVENT (sock), IOPS_EVACTION_CLEANUP, 0);
   g_object_unref (sock);
 }
@@ -227,6 +233,7 @@ socket_park (IopsCurl       *self,
 {
   g_queue_unlink (&self->sockets, &sock->link);
   sock->serial++;  /* what curl wanted is gone: no re-arm */
+  sock->deferred = 0;  /* nor a replay */
   if (g_hash_table_size (self->parked) >= MAX (PARKED_MIN, self->peak_live) ||
       g_hash_table_contains (self->parked, GINT_TO_POINTER (sock->fd)))
     {
@@ -355,6 +362,8 @@ bridge_disconnect (IopsCurl *self)
   set_callbacks (multi, NULL);
   drop_all_sockets (self, multi);
   g_clear_pointer (&self->parked, g_hash_table_unref);
+  g_clear_pointer (&self->deferred, g_ptr_array_unref);
+  self->timeout_deferred = FALSE;
   self->timer->bridge = NULL;
   iops_iops_update_timer (self->iops, IOPS_TIMER_EVENT (self->timer), IOPS_EVACTION_CLEANUP, 0);
   g_clear_object (&self->timer);
@@ -397,12 +406,71 @@ bridge_report_done (IopsCurl *self)
     }
 }
 
+/* curl refuses to be called from inside its own callbacks
+ * (CURLM_RECURSIVE_API_CALL), and a callback that iterates the loop (a
+ * modal dialog, a nested start_watching) makes the IOPS deliver there. So
+ * what is delivered while curl is on the stack is kept for later, and the
+ * socket unwatched meanwhile: curl would never hear of a timeout that was
+ * refused (it asks for its timer again only when the deadline changes),
+ * and a readable socket would be delivered again at every iteration. */
+static void
+socket_defer (IopsCurl       *self,
+              IopsCurlSocket *sock,
+              int             ev_bitmask)
+{
+  if (sock->deferred == 0)
+    g_ptr_array_add (self->deferred, g_object_ref (sock));
+  sock->deferred |= ev_bitmask;
+  iops_iops_update_event (self->iops, IOPS_IO_EVENT (sock), IOPS_EVACTION_UNWATCH, 0);
+}
+
+/* Hands curl what socket_ready() would have, then asks again for what curl
+ * still wants of the socket, unless curl said something new meanwhile. In
+ * persistent mode an unchanged WATCH changes nothing. */
+static void
+socket_drive (IopsCurl       *self,
+              IopsCurlSocket *sock,
+              int             ev_bitmask)
+{
+  guint serial = sock->serial;
+
+  bridge_drive (self, sock->fd, ev_bitmask);
+  if (sock->bridge != NULL && sock->serial == serial)
+    socket_arm (sock);
+}
+
+/* Replays what was deferred, oldest first; what the replay itself defers
+ * is replayed too. */
+static void
+bridge_replay (IopsCurl *self)
+{
+  while (self->multi != NULL && !self->detach_pending &&
+         (self->timeout_deferred || self->deferred->len > 0))
+    {
+      if (self->timeout_deferred)
+        {
+          self->timeout_deferred = FALSE;
+          bridge_drive (self, CURL_SOCKET_TIMEOUT, 0);
+        }
+      else
+        {
+          g_autoptr (IopsCurlSocket) sock = g_ptr_array_steal_index (self->deferred, 0);
+          int ev_bitmask = sock->deferred;
+
+          sock->deferred = 0;
+          if (ev_bitmask != 0)  /* 0: parked or dropped meanwhile */
+            socket_drive (self, sock, ev_bitmask);
+        }
+    }
+}
+
 /* What follows a curl_multi_socket_action(), once curl is off the stack. */
 static void
 bridge_settle (IopsCurl *self)
 {
   if (self->in_curl > 0)
     return;
+  bridge_replay (self);
   if (self->detach_pending)
     {
       bridge_disconnect (self);
@@ -417,17 +485,18 @@ socket_ready (IopsCurlSocket *sock,
               int             ev_bitmask)
 {
   IopsCurl *self = sock->bridge;
-  guint serial = sock->serial;
 
   g_return_if_fail (self != NULL && self->multi != NULL);  /* called after CLEANUP */
 
+  if (self->in_curl > 0)
+    {
+      socket_defer (self, sock, ev_bitmask);
+      return;
+    }
   bridge_ref (self);
-  bridge_drive (self, sock->fd, ev_bitmask);
-  /* A one-shot watch was disarmed before this callback: ask again for
-   * what curl still wants, unless curl said something new meanwhile. In
-   * persistent mode this WATCH changes nothing. */
-  if (sock->bridge != NULL && sock->serial == serial)
-    socket_arm (sock);
+  /* A one-shot watch was disarmed before this callback: socket_drive()
+   * asks again. */
+  socket_drive (self, sock, ev_bitmask);
   bridge_settle (self);
   bridge_unref (self);
 }
@@ -440,6 +509,11 @@ timer_ready (IopsTimerEvent *event,
 
   g_return_if_fail (self != NULL && self->multi != NULL);  /* called after CLEANUP */
 
+  if (self->in_curl > 0)
+    {
+      self->timeout_deferred = TRUE;  /* see socket_defer() */
+      return;
+    }
   bridge_ref (self);
   bridge_drive (self, CURL_SOCKET_TIMEOUT, 0);
   bridge_settle (self);
@@ -504,6 +578,7 @@ iops_curl_attach (CURLM            *multi,
   self->timer = g_object_new (IOPS_CURL_TYPE_TIMER, NULL);
   self->timer->bridge = self;
   self->parked = g_hash_table_new (NULL, NULL);
+  self->deferred = g_ptr_array_new_with_free_func (g_object_unref);
   self->done = done;
   self->user_data = user_data;
   self->destroy = destroy;
@@ -513,6 +588,7 @@ iops_curl_attach (CURLM            *multi,
       g_critical ("%s: called from inside a libcurl callback", G_STRFUNC);
       attached_remove (multi);
       g_clear_pointer (&self->parked, g_hash_table_unref);
+      g_clear_pointer (&self->deferred, g_ptr_array_unref);
       g_clear_object (&self->timer);
       bridge_unref (self);
       return NULL;

@@ -864,6 +864,69 @@ test_detach_in_write (Fixture       *f,
   fixture_assert_quiet (f);
 }
 
+/* A write callback that iterates the loop (as a modal dialog would) for
+ * longer than another transfer's timeout. libcurl refuses to be called
+ * there: the timeout and the readiness that come meanwhile must wait for
+ * the callback to return, not be lost (the timed-out transfer would never
+ * end) or delivered at every iteration (a spin). */
+#define NESTED_TIMEOUT_MS 500
+#define NESTED_PAST_MS    100  /* how long the nested loop runs past it */
+
+typedef struct
+{
+  Transfer *never;       /* the transfer that must time out */
+  guint     dispatches;  /* of the nested loop; G_MAXUINT before it ran */
+  gint64    left_at;     /* when it ended */
+} NestedLoop;
+
+static void
+iterate_on_first_write (Fixture  *f,
+                        Transfer *t)
+{
+  NestedLoop *nested = f->hook_data;
+  gint64 until = nested->never->added_at + (NESTED_TIMEOUT_MS + NESTED_PAST_MS) * G_TIME_SPAN_MILLISECOND;
+
+  if (nested->dispatches != G_MAXUINT)
+    return;
+  nested->dispatches = 0;  /* not again from the nested loop */
+  /* The timeout must come while this callback runs. */
+  g_assert_cmpuint (nested->never->n_done, ==, 0);
+  g_assert_cmpint (g_get_monotonic_time (), <, until - NESTED_PAST_MS * G_TIME_SPAN_MILLISECOND);
+  nested->dispatches = bridge_count_dispatches (f->base.context,
+                                                (guint) ((until - g_get_monotonic_time ()) / 1000));
+  nested->left_at = g_get_monotonic_time ();
+}
+
+static void
+test_loop_in_write (Fixture       *f,
+                    gconstpointer  data)
+{
+  guint16 port;
+  int mute = bridge_mute_peer (SOCK_STREAM, &port);
+  NestedLoop nested = { .dispatches = G_MAXUINT };
+  Transfer *blob;
+
+  nested.never = transfer_new (f, port, "never");
+  curl_easy_setopt (nested.never->easy, CURLOPT_TIMEOUT_MS, (long) NESTED_TIMEOUT_MS);
+  transfer_start (nested.never);
+  blob = transfer_add (f, shared_server_port (), "blob", 1 << 20, 7);
+  f->hook_data = &nested;
+  f->on_write = iterate_on_first_write;
+
+  fixture_run_until_done (f, 2);
+
+  g_assert_cmpuint (nested.dispatches, !=, G_MAXUINT);
+  /* The nested loop slept: the deferred timeout and socket did not spin. */
+  g_assert_cmpuint (nested.dispatches, <=, 10);
+  transfer_assert_blob (blob);
+  g_assert_cmpuint (nested.never->n_done, ==, 1);
+  g_assert_cmpint (nested.never->result, ==, CURLE_OPERATION_TIMEDOUT);
+  /* Handed to curl once the write callback had returned. */
+  g_assert_cmpint (nested.never->done_at, >=, nested.left_at);
+  fixture_assert_quiet (f);
+  close (mute);
+}
+
 /* -- bad input ---------------------------------------------------------------- */
 
 static void
@@ -998,6 +1061,15 @@ main (int    argc,
   add_for_each_kind ("detach/in-done", test_detach_in_done);
   add_for_each_kind ("detach/in-write", test_detach_in_write);
   add_for_each_kind ("reattach", test_reattach);
+  /* The mock's loop is not the context's: iterating that inside curl
+   * proves nothing of the IOPS. */
+  for (IopsKind kind = KIND_ONESHOT; kind <= KIND_PERSISTENT; kind++)
+    {
+      g_autofree char *path = g_strdup_printf ("/iops/bridge/curl/%s/loop-in-write", kind_names[kind]);
+
+      g_test_add (path, Fixture, GINT_TO_POINTER (kind), fixture_setup, test_loop_in_write,
+                  fixture_teardown);
+    }
   g_test_add ("/iops/bridge/curl/oneshot/bad-input", Fixture, GINT_TO_POINTER (KIND_ONESHOT),
               fixture_setup, test_bad_input, fixture_teardown);
   g_test_add_func ("/iops/bridge/curl/example", test_example);
