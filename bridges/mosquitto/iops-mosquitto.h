@@ -9,6 +9,11 @@
 
 G_BEGIN_DECLS
 
+/* libiops-glib-mosquitto is built with hidden visibility; this marks its API. */
+#ifndef IOPS_MOSQUITTO_AVAILABLE_IN_ALL
+# define IOPS_MOSQUITTO_AVAILABLE_IN_ALL __attribute__((visibility ("default"))) extern
+#endif
+
 /**
  * IopsMosquitto:
  *
@@ -25,12 +30,12 @@ G_BEGIN_DECLS
  */
 typedef struct _IopsMosquitto IopsMosquitto;
 
-IOPS_AVAILABLE_IN_ALL
+IOPS_MOSQUITTO_AVAILABLE_IN_ALL
 IopsMosquitto *iops_mosquitto_attach (struct mosquitto *mosq,
                                       IopsIOPS         *iops);
-IOPS_AVAILABLE_IN_ALL
+IOPS_MOSQUITTO_AVAILABLE_IN_ALL
 void           iops_mosquitto_update (IopsMosquitto    *self);
-IOPS_AVAILABLE_IN_ALL
+IOPS_MOSQUITTO_AVAILABLE_IN_ALL
 void           iops_mosquitto_detach (IopsMosquitto    *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (IopsMosquitto, iops_mosquitto_detach)
