@@ -593,6 +593,27 @@ class TestBadInput(OverridesTestCase):
         self.assertEqual(self.registrations(), 0)
 
     @problem(4)
+    def test_usecs_beyond_gint64_raise_value_error_every_time(self):
+        record = []
+        timer = Timer('t', record)
+        duck = DuckTimer([])
+        # The second call of each takes the fast path of a known class.
+        for t in (timer, timer, duck, duck):
+            self.assert_raises_naming(ValueError, 'usecs',
+                                      self.iops.update_timer, t, WATCH, 1 << 63)
+            self.iops.update_timer(t, WATCH, 1000)
+        # Ignored by UNWATCH and CLEANUP, however large.
+        self.iops.update_timer(duck, PYCBC_EVACTION_UNWATCH, 1 << 70)
+        self.iops.update_timer(duck, CLEANUP, 1 << 70)
+        self.iops.update_timer(timer, Iops.EvAction.UNWATCH, 1 << 70)
+        self.iops.update_timer(timer, WATCH, 1000)
+        self.run_loop()
+        self.assertEqual(len(record), 1)
+        self.iops.update_timer(timer, CLEANUP, 1 << 70)
+        self.assertEqual(self.registrations(), 0)
+        self.assertEqual(test_iops.library_log, [])
+
+    @problem(4)
     def test_negative_fd_raises_value_error(self):
         ev = Iops.IOEvent.new(-1)
         self.assert_raises_naming(ValueError, 'event', self.iops.update_event,
@@ -745,7 +766,7 @@ class TestFileno(OverridesTestCase):
 
         a, b = self.socketpair()
         for event in (Returns(), DuckReturns(a)):
-            for value in (None, -1, '3', 3.0, True, [3]):
+            for value in (None, -1, '3', 3.0, True, [3], 1 << 31, 1 << 64):
                 event.value = value
                 self.assert_raises_naming(ValueError, 'fileno',
                                           self.iops.update_event, event, WATCH, READ)

@@ -83,6 +83,11 @@ _TIMER_EVENT_TYPE = Iops.TimerEvent
 _DUCK_EVENTS = '_iops_duck_events'
 _DUCK_TIMERS = '_iops_duck_timers'
 
+# The largest fd (a C int) and usecs (a gint64) the C library takes;
+# PyGObject raises OverflowError, naming no argument, above them.
+_G_MAXINT = (1 << 31) - 1
+_G_MAXINT64 = (1 << 63) - 1
+
 
 # -- argument checks --------------------------------------------------------
 
@@ -135,20 +140,20 @@ def _usecs(value):
     if negative:
         raise ValueError('update_timer(): argument usecs must be >= 0 at '
                          'WATCH, not %r' % (value,))
-    if usecs >= 1 << 63:
-        raise ValueError('update_timer(): argument usecs is too large: %r'
-                         % (value,))
+    if usecs > _G_MAXINT64:
+        raise ValueError('update_timer(): argument usecs must be at most %d, '
+                         'not %r' % (_G_MAXINT64, value))
     return usecs
 
 
 def _valid_fd(value, where):
     """@value if it is a usable fd number, else ValueError."""
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= _G_MAXINT:
         return value
-    if _is_int(value) and operator.index(value) >= 0:
+    if _is_int(value) and 0 <= operator.index(value) <= _G_MAXINT:
         return operator.index(value)
     raise ValueError('update_event(): argument event: %s is %r; a WATCH needs '
-                     'an int file descriptor >= 0' % (where, value))
+                     'an int file descriptor from 0 to %d' % (where, value, _G_MAXINT))
 
 
 # -- Iops.IOEvent and Iops.TimerEvent subclasses ------------------------------
@@ -463,9 +468,9 @@ def _duck_timer_update(iops, duck, action, usecs):
 def _general_update_timer(iops, timer, action, usecs):
     if not isinstance(timer, _TIMER_EVENT_TYPE):
         return _duck_timer_update(iops, timer, action, usecs)
-    _timer_classes.add(type(timer))
     action = _action('update_timer', action)
     usecs = _usecs(usecs) if action is WATCH else 0
+    _timer_classes.add(type(timer))  # arguments checked: the fast path may take it
     return _c_update_timer(iops, timer, action, usecs)
 
 
@@ -544,7 +549,7 @@ def update_timer(self, timer, action, usecs):
     """
     # Arming and cancelling a real timer, or arming a duck-typed one already
     # registered, takes a few look-ups; anything else the general path.
-    if type(usecs) is int and usecs >= 0 and type(action) in _ACTION_TYPES:
+    if type(usecs) is int and 0 <= usecs <= _G_MAXINT64 and type(action) in _ACTION_TYPES:
         if type(timer) in _timer_classes:
             c_action = _ACTIONS.get(action)
             if c_action is not None:
