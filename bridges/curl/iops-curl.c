@@ -439,8 +439,9 @@ socket_drive (IopsCurl       *self,
     socket_arm (sock);
 }
 
-/* Replays what was deferred, oldest first; what the replay itself defers
- * is replayed too. */
+/* Replays what was deferred: the timeout first (curl checks every
+ * deadline at once), then the sockets in the order they came. What the
+ * replay itself defers is replayed too. */
 static void
 bridge_replay (IopsCurl *self)
 {
